@@ -1,0 +1,247 @@
+"""The contract every CRM adapter implements.
+
+An adapter speaks in normalized values (``crmsync.entities.normal_form``) keyed by
+local field names; it knows nothing of ownership rules or of the local database.
+Concrete adapters implement the entity-generic hooks (``create``, ``update``, ``get``,
+``find_by_sync_id``, ``iter_changes``, ``trash``, ``restore``); the eight public
+operations of the contract are built on them here, so deals and contacts share
+one code path.
+"""
+
+import abc
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ..entities import ACTIVITY, CONTACT, DEAL, ENTITIES, normal_values
+from ..exceptions import ConfigurationError
+
+REQUIRED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteRecord:
+    """A record as the CRM holds it; also the change record of ``get_changes_since``.
+
+    ``values`` are normalized and keyed by local field names; a value the adapter
+    could not map (an unknown stage option, say) is an ``Unmapped``.
+    """
+
+    remote_id: str
+    sync_id: str | None
+    values: dict[str, Any]
+    modified_at: dt.datetime | None
+    archived: bool = False
+    created_at: dt.datetime | None = None
+    raw: dict | None = dataclasses.field(default=None, repr=False, compare=False)
+
+
+Change = RemoteRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class Unmapped:
+    """A remote value with no local equivalent (e.g. a stage option the mapping lacks)."""
+
+    raw: Any
+
+    def __str__(self):
+        return f"unmapped value {self.raw!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangePage:
+    """One page of remote changes and the checkpoint to resume after it."""
+
+    records: list[RemoteRecord]
+    checkpoint: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class OpportunityData:
+    """A deal to create remotely; ``contact_email`` relates it to a contact."""
+
+    name: str
+    stage: str = "prospecting"
+    value: Decimal | None = None
+    close_date: dt.date | None = None
+    probability: int | None = None
+    confidence: Decimal | None = None
+    qualification: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    contact_email: str | None = None
+
+    def to_values(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["contact"] = values.pop("contact_email")
+        return normal_values(DEAL, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactData:
+    name: str
+    email: str | None = None
+    phone: str = ""
+    company: str = ""
+    title: str = ""
+
+    def to_values(self) -> dict:
+        return normal_values(CONTACT, dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityData:
+    """An activity to create remotely, related to its deal by the deal's remote id."""
+
+    subject: str
+    kind: str
+    occurred_at: dt.datetime
+    body: str = ""
+    opportunity_remote_id: str | None = None
+
+    def to_values(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["opportunity"] = values.pop("opportunity_remote_id")
+        return normal_values(ACTIVITY, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpportunityFilter:
+    """What ``list_opportunities`` returns: every field set must match."""
+
+    stage: str | None = None
+    modified_since: dt.datetime | None = None
+    sync_id: str | None = None
+    include_archived: bool = False
+
+
+class CRMAdapter(abc.ABC):
+    """Base class of CRM adapters.
+
+    Subclasses declare ``OPTIONS`` ({name: default, or REQUIRED}); the registry
+    passes ``CRMSYNC["CONNECTIONS"][alias]["OPTIONS"]`` as keyword arguments and an
+    unknown or missing option is a ``ConfigurationError`` naming the setting.
+
+    Every operation raises ``AdapterError`` subclasses only: ``TransientAdapterError``
+    when a retry may succeed, ``AmbiguousWriteError`` when a create may or may not
+    have been applied, ``RemoteNotFound`` for a missing record, ``MappingError`` for a
+    value the CRM cannot take (before any request is sent).
+    """
+
+    OPTIONS: Mapping[str, Any] = {}
+    # Entities this adapter syncs; may depend on options (see ``entities``).
+    ENTITIES: frozenset[str] = frozenset(ENTITIES)
+
+    def __init__(self, alias: str, **options):
+        self.alias = alias
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ConfigurationError(
+                f'Unknown option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] for '
+                f"{type(self).__name__}; known options: {', '.join(sorted(self.OPTIONS))}."
+            )
+        self.options = {}
+        for name, default in self.OPTIONS.items():
+            value = options.get(name, default)
+            if value is REQUIRED or (default is REQUIRED and value in (None, "")):
+                raise ConfigurationError(
+                    f'Missing option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] '
+                    f"required by {type(self).__name__}."
+                )
+            self.options[name] = value
+
+    def __repr__(self):
+        # Options may hold secrets; never show them.
+        return f"<{type(self).__name__} {self.alias!r}>"
+
+    @property
+    def entities(self) -> frozenset[str]:
+        return self.ENTITIES
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent since the adapter was built, retries and 429s included."""
+        return 0
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+    def check(self) -> list[str]:
+        """Problems with the remote side (missing properties, wrong types); may send requests."""
+        return []
+
+    # --- Entity-generic hooks: what a concrete adapter implements -----------------
+
+    def _unimplemented(self, hook):
+        raise NotImplementedError(f"{type(self).__name__} does not implement {hook}()")
+
+    def create(self, entity: str, values: dict, sync_id: str) -> RemoteRecord:
+        """Create a remote record carrying ``sync_id``; returns it as stored.
+
+        Raises AmbiguousWriteError when the request was sent but its outcome is unknown.
+        """
+        self._unimplemented("create")
+
+    def update(self, entity: str, remote_id: str, changes: dict, *, sync_id: str | None = None) -> RemoteRecord:
+        """Set only the fields in ``changes`` (and the sync id when given) in one request;
+        returns the record as stored."""
+        self._unimplemented("update")
+
+    def get(self, entity: str, remote_id: str) -> RemoteRecord:
+        """The record, archived/trashed ones included; RemoteNotFound when absent."""
+        self._unimplemented("get")
+
+    def find_by_sync_id(self, entity: str, sync_id: str) -> list[RemoteRecord]:
+        """Every remote record (trashed ones included) carrying ``sync_id``, oldest first."""
+        self._unimplemented("find_by_sync_id")
+
+    def iter_changes(self, entity: str, since: dt.datetime | None) -> Iterator[ChangePage]:
+        """Records modified on or after ``since`` (all records when None), trashed ones
+        included, as pages in ascending order of modification; each page's checkpoint is
+        safe to resume from. May yield a record twice; never skips one."""
+        self._unimplemented("iter_changes")
+
+    def trash(self, entity: str, remote_id: str) -> RemoteRecord:
+        """Archive (move to trash) a remote record; nothing is hard-deleted."""
+        self._unimplemented("trash")
+
+    def restore(self, entity: str, remote_id: str) -> RemoteRecord:
+        """Undo ``trash``."""
+        self._unimplemented("restore")
+
+    def search(self, entity: str, flt: OpportunityFilter) -> Iterator[RemoteRecord]:
+        """Records matching a filter (used by ``list_opportunities``)."""
+        self._unimplemented("search")
+
+    # --- The public contract ------------------------------------------------------
+
+    def create_opportunity(self, data: OpportunityData, sync_id: str) -> RemoteRecord:
+        return self.create("deal", data.to_values(), sync_id)
+
+    def update_opportunity(self, remote_id: str, changes: Mapping[str, Any]) -> RemoteRecord:
+        """``changes``: a partial {deal field: value}; only those fields are written."""
+        return self.update("deal", remote_id, normal_values(DEAL, dict(changes)))
+
+    def get_opportunity(self, remote_id: str) -> RemoteRecord:
+        return self.get("deal", remote_id)
+
+    def list_opportunities(self, flt: OpportunityFilter | None = None) -> list[RemoteRecord]:
+        return list(self.search("deal", flt or OpportunityFilter()))
+
+    def create_contact(self, data: ContactData, sync_id: str) -> RemoteRecord:
+        return self.create("contact", data.to_values(), sync_id)
+
+    def update_contact(self, remote_id: str, changes: Mapping[str, Any]) -> RemoteRecord:
+        return self.update("contact", remote_id, normal_values(CONTACT, dict(changes)))
+
+    def create_activity(self, data: ActivityData, sync_id: str) -> RemoteRecord:
+        return self.create("activity", data.to_values(), sync_id)
+
+    def get_changes_since(self, cursor: dt.datetime | None, entity: str = "deal") -> Iterator[Change]:
+        """Every change on or after ``cursor`` (may repeat a record, never skips one)."""
+        for page in self.iter_changes(entity, cursor):
+            yield from page.records

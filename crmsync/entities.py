@@ -1,0 +1,126 @@
+"""What is synced: the entities, their fields, each field's kind and default owner.
+
+Everything that compares values (the merge, the outbox, adapters) goes through
+``normal_form`` so that 1200.50 and 1200.5, "" and None, or two orders of the
+same tags are one value (DESIGN §3).
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .choices import Owner
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # text | number | date | datetime | choice | tags | email
+    owner: Owner  # the default owner (DESIGN §2)
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    model: str  # app_label.ModelName
+    fields: tuple[FieldSpec, ...]
+    two_way: bool = True  # activities are append-only outbound
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"{self.name} has no synced field {name!r}")
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.fields)
+
+    def get_model(self):
+        from django.apps import apps
+
+        return apps.get_model(self.model)
+
+
+DEAL = EntitySpec(
+    "deal",
+    "crmsync.Opportunity",
+    (
+        FieldSpec("name", "text", Owner.SHARED),
+        FieldSpec("stage", "choice", Owner.SHARED),
+        FieldSpec("value", "number", Owner.SHARED),
+        FieldSpec("close_date", "date", Owner.SHARED),
+        FieldSpec("probability", "number", Owner.AGENT),
+        FieldSpec("confidence", "number", Owner.AGENT),
+        FieldSpec("qualification", "text", Owner.AGENT),
+        FieldSpec("notes", "text", Owner.HUMAN),
+        FieldSpec("tags", "tags", Owner.HUMAN),
+        # Synced as the contact's email; the CRM's "Contact Email".
+        FieldSpec("contact", "email", Owner.SHARED),
+    ),
+)
+CONTACT = EntitySpec(
+    "contact",
+    "crmsync.Contact",
+    (
+        FieldSpec("name", "text", Owner.SHARED),
+        FieldSpec("email", "email", Owner.SHARED),
+        FieldSpec("phone", "text", Owner.SHARED),
+        FieldSpec("company", "text", Owner.SHARED),
+        FieldSpec("title", "text", Owner.SHARED),
+    ),
+)
+ACTIVITY = EntitySpec(
+    "activity",
+    "crmsync.Activity",
+    (
+        FieldSpec("subject", "text", Owner.SHARED),
+        FieldSpec("kind", "choice", Owner.SHARED),
+        FieldSpec("body", "text", Owner.SHARED),
+        FieldSpec("occurred_at", "datetime", Owner.SHARED),
+        # The deal's sync id; adapters relate the activity to that deal's remote record.
+        FieldSpec("opportunity", "text", Owner.SHARED),
+    ),
+    two_way=False,
+)
+ENTITIES = {spec.name: spec for spec in (DEAL, CONTACT, ACTIVITY)}
+
+
+def normal_form(kind: str, value):
+    """The one comparable, JSON-safe form of a field value (None for empty)."""
+    if value is None or value == "" or value == [] or value == ():
+        return None
+    if kind == "number":
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation as err:
+            raise ValueError(f"{value!r} is not a number") from err
+        # normalize() turns 1200.50 into 1.2005E+3; format "f" gives it back as 1200.5
+        return format(number.normalize(), "f")
+    if kind == "date":
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
+    if kind == "datetime":
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if kind == "tags":
+        tags = sorted({str(tag).strip() for tag in value if str(tag).strip()})
+        return tags or None
+    if kind == "email":
+        return str(value).strip().lower() or None
+    if kind == "text":
+        return str(value).replace("\r\n", "\n")
+    return str(value)
+
+
+def normal_values(entity: EntitySpec, values: dict) -> dict:
+    """normal_form for every synced field present in ``values``."""
+    return {
+        name: normal_form(entity.field(name).kind, value)
+        for name, value in values.items()
+        if name in entity.field_names
+    }

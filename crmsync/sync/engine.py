@@ -1,0 +1,601 @@
+"""The sync engine: I/O, lease, cursors and outbox around the pure merge.
+
+One ``SyncEngine(alias).run()`` is one cycle of one connection:
+
+1. take the connection's lease (a busy connection is skipped);
+2. pull each two-way entity (contacts, then deals): remote changes since the
+   watermark (minus an overlap that makes minute-rounded times safe), merged field
+   by field; the watermark is saved after every result page, so a killed run
+   resumes there;
+3. push the outbox (contacts, deals, then activities): one request per changed record
+   carrying all its changed fields; creates carry the CRM Sync ID and are looked up
+   by it before any re-send;
+4. record the run.
+
+No database transaction spans an HTTP request. Every transaction that writes
+renews the lease first and aborts if the lease was lost.
+"""
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..adapters.base import Unmapped
+from ..choices import ConflictStatus, Owner, RunStatus, Winner
+from ..conf import app_settings
+from ..entities import ENTITIES
+from ..exceptions import (
+    AdapterError,
+    AmbiguousWriteError,
+    CrmSyncError,
+    LeaseLost,
+    MappingError,
+    TransientAdapterError,
+)
+from ..models import Conflict, OutboxEntry, SyncConnection, SyncCursor, SyncLink, SyncRun
+from ..records import apply_values, local_values
+from ..registry import connections
+from . import faults
+from .merge import Decision, floor_minute, merge_record
+from .outbox import applying_remote_changes, mark_dirty
+from .ownership import owners
+
+logger = logging.getLogger(__name__)
+# Re-read remote edits this long before the watermark: Notion floors times to the minute.
+OVERLAP = dt.timedelta(seconds=60)
+BATCH = 100
+PULL_ORDER = ("contact", "deal")
+PUSH_ORDER = ("contact", "deal", "activity")
+
+
+class LocalChangedMeanwhile(CrmSyncError):
+    """A user saved the record while the engine was merging it; merge again."""
+
+
+class RunStats(dict):
+    KEYS = (
+        "created_local",
+        "created_remote",
+        "updated_local",
+        "updated_remote",
+        "archived",
+        "conflicts",
+        "errors",
+        "quarantined",
+    )
+
+    def __init__(self):
+        super().__init__(dict.fromkeys(self.KEYS, 0))
+
+
+class SyncEngine:
+    def __init__(self, alias: str, *, time_limit: float | None = None, owner: str | None = None):
+        self.alias = alias
+        self.adapter = connections[alias]
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.time_limit = app_settings.RUN_TIME_LIMIT if time_limit is None else time_limit
+        self.stats = RunStats()
+        self.errors: list[str] = []
+        self.partial = False
+        self._owners: dict[str, dict] = {}
+
+    # --- Lease ----------------------------------------------------------------------
+
+    def _lease_expiry(self):
+        return timezone.now() + dt.timedelta(seconds=app_settings.LEASE_SECONDS)
+
+    def acquire_lease(self) -> bool:
+        SyncConnection.objects.get_or_create(alias=self.alias)
+        now = timezone.now()
+        taken = (
+            SyncConnection.objects.filter(alias=self.alias)
+            .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_owner=self.owner))
+            .update(lease_owner=self.owner, lease_expires_at=self._lease_expiry())
+        )
+        return taken == 1
+
+    def renew_lease(self) -> None:
+        renewed = SyncConnection.objects.filter(alias=self.alias, lease_owner=self.owner).update(
+            lease_expires_at=self._lease_expiry()
+        )
+        if renewed != 1:
+            raise LeaseLost(f"The lease on {self.alias!r} was taken over; stopping without committing.")
+
+    def release_lease(self) -> None:
+        SyncConnection.objects.filter(alias=self.alias, lease_owner=self.owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+
+    @contextlib.contextmanager
+    def atomic(self):
+        """A transaction that first checks (and renews) the lease."""
+        with transaction.atomic():
+            self.renew_lease()
+            yield
+
+    # --- The cycle -----------------------------------------------------------------------
+
+    def run(self) -> SyncRun:
+        if not self.acquire_lease():
+            logger.info("sync %s skipped: another run holds the lease", self.alias)
+            now = timezone.now()
+            return SyncRun.objects.create(
+                connection=self.alias, status=RunStatus.SKIPPED, started_at=now, finished_at=now
+            )
+        run = SyncRun.objects.create(connection=self.alias)
+        self.deadline = time.monotonic() + self.time_limit
+        requests_before = self.adapter.requests_sent
+        status = RunStatus.FAILED
+        try:
+            for entity in PULL_ORDER:
+                if entity in self.adapter.entities and not self.out_of_time():
+                    self.pull(entity)
+            for entity in PUSH_ORDER:
+                if entity in self.adapter.entities and not self.out_of_time():
+                    self.push(entity)
+            if self.stats["errors"]:
+                status = RunStatus.FAILED
+            else:
+                status = RunStatus.PARTIAL if self.partial else RunStatus.SUCCESS
+        except (AdapterError, LeaseLost) as err:
+            logger.warning("sync %s failed: %s", self.alias, err)
+            self.errors.append(str(err))
+            self.stats["errors"] += 1
+        except Exception as err:
+            self.errors.append(f"{type(err).__name__}: {err}")
+            self.stats["errors"] += 1
+            raise
+        finally:
+            run.status = status
+            for key, value in self.stats.items():
+                setattr(run, key, value)
+            run.requests = self.adapter.requests_sent - requests_before
+            run.error_summary = "\n".join(self.errors[:50])
+            run.finished_at = timezone.now()
+            run.save()
+            connection_fields = {"last_error": run.error_summary}
+            if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL):
+                connection_fields["last_success_at"] = run.finished_at
+            SyncConnection.objects.filter(alias=self.alias).update(**connection_fields)
+            self.release_lease()
+        return run
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.partial = True
+        return self.partial
+
+    def owners(self, entity: str) -> dict[str, Owner]:
+        if entity not in self._owners:
+            self._owners[entity] = owners(self.alias, entity)
+        return self._owners[entity]
+
+    def fail_record(self, entity: str, local_id, err: Exception, *, count: bool = True) -> None:
+        """Count a record's failure; after MAX_RECORD_FAILURES it is quarantined."""
+        message = f"{entity} {local_id}: {err}"
+        logger.warning("sync %s: %s", self.alias, message)
+        self.errors.append(message)
+        self.stats["errors"] += 1
+        if local_id is None or not count:
+            return
+        entry, _ = OutboxEntry.objects.get_or_create(connection=self.alias, entity=entity, local_id=local_id)
+        entry.attempts += 1
+        entry.last_error = str(err)[:2000]
+        if entry.attempts >= app_settings.MAX_RECORD_FAILURES and not entry.quarantined:
+            entry.quarantined = True
+            self.stats["quarantined"] += 1
+        entry.save(update_fields=["attempts", "last_error", "quarantined"])
+
+    # --- Pull ----------------------------------------------------------------------------
+
+    def pull(self, entity: str) -> None:
+        cursor, _ = SyncCursor.objects.get_or_create(connection=self.alias, entity=entity)
+        if not cursor.full_pull_done:
+            # First sync: every page, windowed by creation time (which never changes)
+            # to pass the 10,000-row cap per query.
+            pages = self.adapter.iter_changes(entity, cursor.full_pull_after, by="created", include_trashed=False)
+        else:
+            since = floor_minute(cursor.watermark) - OVERLAP if cursor.watermark else None
+            pages = self.adapter.iter_changes(entity, since, by="modified")
+        for page in pages:
+            faults.point("pull:page")
+            self.apply_remote_page(entity, page.records)
+            seen = [record.modified_at for record in page.records if record.modified_at]
+            if seen:
+                cursor.watermark = max([*seen, cursor.watermark] if cursor.watermark else seen)
+            if not cursor.full_pull_done and page.checkpoint:
+                cursor.full_pull_after = page.checkpoint
+            with self.atomic():
+                cursor.save()
+            if self.out_of_time():
+                return
+        if not cursor.full_pull_done:
+            cursor.full_pull_done = True
+            with self.atomic():
+                cursor.save()
+
+    def apply_remote_page(self, entity: str, records) -> None:
+        model = ENTITIES[entity].get_model()
+        links = {
+            link.remote_id: link
+            for link in SyncLink.objects.filter(
+                connection=self.alias, entity=entity, remote_id__in=[r.remote_id for r in records]
+            )
+        }
+        sync_ids = {_uuid(r.sync_id) for r in records if r.remote_id not in links} - {None}
+        local_ids = {link.local_id for link in links.values()} | sync_ids
+        queryset = model._default_manager.filter(pk__in=local_ids)
+        if entity == "deal":
+            queryset = queryset.select_related("contact")
+        instances = {obj.pk: obj for obj in queryset}
+        linked_elsewhere = {
+            link.local_id: link
+            for link in SyncLink.objects.filter(connection=self.alias, entity=entity, local_id__in=sync_ids)
+        }
+        for record in records:
+            link = links.get(record.remote_id)
+            try:
+                if link is not None:
+                    self.merge_linked(entity, record, link, instances.get(link.local_id))
+                else:
+                    self.link_or_create_local(entity, record, instances, linked_elsewhere)
+            except (MappingError, AdapterError) as err:
+                if isinstance(err, TransientAdapterError):
+                    raise
+                local_id = link.local_id if link else None
+                self.fail_record(entity, local_id, err, count=link is not None)
+
+    def link_or_create_local(self, entity, record, instances, linked_elsewhere) -> None:
+        sync_id = _uuid(record.sync_id)
+        instance = instances.get(sync_id) if sync_id else None
+        if instance is not None and sync_id in linked_elsewhere:
+            # Notion's "Duplicate" copies the CRM Sync ID: the newer page becomes its own record.
+            self.create_local(entity, record, duplicate_of=instance)
+            return
+        if instance is not None:
+            # Our own create (perhaps one whose answer was lost), or a relinked page.
+            link = self.link(entity, instance, record, base=record.values)
+            OutboxEntry.objects.filter(connection=self.alias, entity=entity, local_id=instance.pk).update(
+                create_sent_at=None
+            )
+            self.merge_linked(entity, record, link, instance)
+            return
+        if record.archived:
+            return  # a trashed page we never knew: nothing to archive
+        match = self.find_match(entity, record)
+        if match is not None:
+            # Matched by email or name: no agreed base, so differing fields follow the owner rules.
+            link = self.link(entity, match, record, base={})
+            self.merge_linked(entity, record, link, match)
+            return
+        self.create_local(entity, record)
+
+    def find_match(self, entity, record):
+        model = ENTITIES[entity].get_model()
+        linked = SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id")
+        candidates = model._default_manager.exclude(pk__in=linked).filter(archived=False)
+        if entity == "contact" and record.values.get("email"):
+            return candidates.filter(email__iexact=record.values["email"]).first()
+        if entity == "deal" and self.adapter.options.get("match_deals_by_name") and record.values.get("name"):
+            return candidates.select_related("contact").filter(name=record.values["name"]).first()
+        return None
+
+    def link(self, entity, instance, record, *, base) -> SyncLink:
+        with self.atomic():
+            return SyncLink.objects.create(
+                connection=self.alias,
+                entity=entity,
+                local_id=instance.pk,
+                remote_id=record.remote_id,
+                base={k: v for k, v in base.items() if not isinstance(v, Unmapped)},
+                remote_modified_at=record.modified_at,
+                remote_archived=record.archived,
+            )
+
+    def create_local(self, entity, record, *, duplicate_of=None) -> None:
+        model = ENTITIES[entity].get_model()
+        values = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)}
+        instance = model()
+        apply_values(instance, values)
+        instance.field_modified_at = dict.fromkeys(values, _iso(record.modified_at))
+        instance.archived = record.archived
+        with self.atomic(), applying_remote_changes(self.alias):
+            instance.save()
+            link = SyncLink.objects.create(
+                connection=self.alias,
+                entity=entity,
+                local_id=instance.pk,
+                remote_id=record.remote_id,
+                base=values,
+                remote_modified_at=record.modified_at,
+                remote_archived=record.archived,
+            )
+            self.record_unmapped(entity, instance, record)
+            if duplicate_of is not None:
+                self.save_decisions(
+                    entity,
+                    instance,
+                    [
+                        Decision(
+                            "id", str(duplicate_of.pk), str(duplicate_of.pk), record.sync_id,
+                            Owner.SHARED, Winner.LOCAL,
+                            f"duplicate sync id: the page is a copy of {duplicate_of.pk}; it became a new record",
+                        )
+                    ],
+                    record,
+                )
+        self.stats["created_local"] += 1
+        faults.point("pull:before-sync-id")
+        # Write the new record's UUID back as the page's CRM Sync ID (one update).
+        self.send_update(entity, link, {}, sync_id=instance.pk)
+
+    def record_unmapped(self, entity, instance, record) -> None:
+        decisions = [
+            Decision(field, None, None, str(value.raw), self.owners(entity).get(field, Owner.SHARED),
+                     Winner.NONE, f"unmapped value: {value.raw!r} has no local equivalent", ConflictStatus.OPEN)
+            for field, value in record.values.items()
+            if isinstance(value, Unmapped)
+        ]
+        if decisions:
+            local = local_values(instance)
+            decisions = [dataclasses.replace(d, local=local.get(d.field)) for d in decisions]
+            self.save_decisions(entity, instance, decisions, record)
+
+    def merge_linked(self, entity, record, link, instance, *, attempts: int = 3) -> None:
+        """Merge a linked record with its remote twin (``record``; None: the remote is
+        unchanged since the base). One local write and at most one remote update."""
+        if instance is None:
+            return  # the local record was hard-deleted; nothing to merge into
+        remote_values = link.base if record is None else {
+            k: v for k, v in record.values.items() if not isinstance(v, Unmapped)
+        }
+        remote_archived = link.remote_archived if record is None else record.archived
+        local = local_values(instance)
+        unchanged = (
+            record is not None
+            and all(link.base.get(k, _MISSING) == v for k, v in remote_values.items())
+            and remote_archived == link.remote_archived
+            and all(local.get(k) == link.base.get(k) for k in link.base)
+            and (record.sync_id or "") == str(instance.pk)
+            and not any(isinstance(v, Unmapped) for v in record.values.values())
+        )
+        if unchanged and instance.archived == remote_archived:
+            return  # our own echo, or a page edited elsewhere with nothing we sync
+        remote_time = record.modified_at if record else link.remote_modified_at
+        times = {name: instance.field_time(name) for name in local}
+        result = merge_record(link.base, local, remote_values, self.owners(entity), times, remote_time)
+        archive_local = None
+        if record is not None and record.archived != link.remote_archived:
+            archive_local = record.archived  # trashed or restored in the CRM
+        try:
+            with self.atomic():
+                if result.local_writes or archive_local is not None:
+                    self.write_local(entity, instance, result.local_writes, remote_time, archive_local)
+                # Pushed fields keep their old base until the push succeeds (send_update),
+                # so a run killed in between pushes them again.
+                base = {k: v for k, v in result.base.items() if k not in result.remote_writes}
+                link.base = {**base, **{k: link.base[k] for k in result.remote_writes if k in link.base}}
+                link.remote_modified_at = remote_time
+                link.remote_archived = remote_archived
+                link.save(update_fields=["base", "remote_modified_at", "remote_archived", "updated_at"])
+                if record is not None:
+                    self.record_unmapped(entity, instance, record)
+                self.save_decisions(entity, instance, result.decisions, record, agreed=result.agreed)
+        except LocalChangedMeanwhile:
+            if attempts <= 1:
+                raise
+            instance = type(instance)._default_manager.get(pk=instance.pk)
+            link.refresh_from_db()
+            return self.merge_linked(entity, record, link, instance, attempts=attempts - 1)
+        if result.local_writes:
+            self.stats["updated_local"] += 1
+        if archive_local is not None and archive_local:
+            self.stats["archived"] += 1
+        # Then the remote side: field changes first (Notion refuses edits to trashed pages).
+        wants_archived = instance.archived if archive_local is None else archive_local
+        sync_id = instance.pk if record is not None and (record.sync_id or "") != str(instance.pk) else None
+        if remote_archived and not wants_archived:
+            self.send_trash(entity, link, archived=False)
+        if result.remote_writes or sync_id:
+            self.send_update(entity, link, result.remote_writes, sync_id=sync_id)
+        if wants_archived and not link.remote_archived:
+            self.send_trash(entity, link, archived=True)
+
+    def write_local(self, entity, instance, writes: dict, remote_time, archived) -> None:
+        """Apply pulled values with a conditional UPDATE: if a user saved the record since
+        it was read, raise LocalChangedMeanwhile (their write is never overwritten)."""
+        model = type(instance)
+        apply_values(instance, writes)
+        columns = {}
+        for name in writes:
+            field = model._meta.get_field(name)
+            columns[field.attname] = getattr(instance, field.attname)
+        if archived is not None:
+            columns["archived"] = instance.archived = archived
+        times = {**instance.field_modified_at, **dict.fromkeys(writes, _iso(remote_time))}
+        now = timezone.now()
+        updated = model._default_manager.filter(pk=instance.pk, updated_at=instance.updated_at).update(
+            **columns, field_modified_at=times, updated_at=now
+        )
+        if updated != 1:
+            raise LocalChangedMeanwhile(str(instance.pk))
+        instance.field_modified_at, instance.updated_at = times, now
+        mark_dirty(entity, [instance.pk], exclude=self.alias)
+
+    def save_decisions(self, entity, instance, decisions, record, *, agreed=()) -> None:
+        name = str(instance)[:255]
+        remote_time = record.modified_at if record else None
+        for decision in decisions:
+            values = {
+                "record_name": name,
+                "base_value": decision.base,
+                "local_value": decision.local,
+                "remote_value": decision.remote,
+                "rule": decision.rule,
+                "winner": decision.winner,
+                "reason": decision.reason[:255],
+                "local_time": instance.field_time(decision.field),
+                "remote_time": remote_time,
+            }
+            key = {"connection": self.alias, "entity": entity, "object_id": instance.pk, "field": decision.field}
+            if decision.status == ConflictStatus.OPEN:
+                _, created = Conflict.objects.update_or_create(**key, status=ConflictStatus.OPEN, defaults=values)
+                self.stats["conflicts"] += int(created)
+            else:
+                Conflict.objects.create(**key, **values, status=decision.status)
+                self.stats["conflicts"] += 1
+        if agreed:
+            # A held field whose sides now agree needs no one's decision any more.
+            Conflict.objects.filter(
+                connection=self.alias, entity=entity, object_id=instance.pk, field__in=agreed,
+                status=ConflictStatus.OPEN,
+            ).update(status=ConflictStatus.RESOLVED, resolved_at=timezone.now(), reason="both sides now agree")
+
+    # --- Push ----------------------------------------------------------------------------
+
+    def push(self, entity: str) -> None:
+        if entity != "activity" and not SyncCursor.objects.filter(
+            connection=self.alias, entity=entity, full_pull_done=True
+        ).exists():
+            return  # never create remotely before the first pull has linked what exists
+        self.enqueue_unlinked(entity)
+        model = ENTITIES[entity].get_model()
+        done: set = set()
+        while not self.out_of_time():
+            entries = list(
+                OutboxEntry.objects.filter(connection=self.alias, entity=entity, quarantined=False)
+                .exclude(pk__in=done)
+                .order_by("enqueued_at", "pk")[:BATCH]
+            )
+            if not entries:
+                return
+            ids = [entry.local_id for entry in entries]
+            queryset = model._default_manager.filter(pk__in=ids)
+            if entity == "deal":
+                queryset = queryset.select_related("contact")
+            instances = {obj.pk: obj for obj in queryset}
+            links = {
+                link.local_id: link
+                for link in SyncLink.objects.filter(connection=self.alias, entity=entity, local_id__in=ids)
+            }
+            for entry in entries:
+                done.add(entry.pk)
+                if self.out_of_time():
+                    return
+                faults.point("push:record")
+                try:
+                    self.push_record(entity, entry, instances.get(entry.local_id), links.get(entry.local_id))
+                except AmbiguousWriteError as err:
+                    self.fail_record(entity, entry.local_id, err, count=False)
+                except (MappingError, AdapterError, LocalChangedMeanwhile) as err:
+                    if isinstance(err, TransientAdapterError):
+                        raise
+                    self.fail_record(entity, entry.local_id, err)
+
+    def enqueue_unlinked(self, entity: str) -> None:
+        """Local records this connection has never seen (made before it was configured)."""
+        model = ENTITIES[entity].get_model()
+        ids = list(
+            model._default_manager.filter(archived=False)
+            .exclude(pk__in=SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id"))
+            .exclude(pk__in=OutboxEntry.objects.filter(connection=self.alias, entity=entity).values("local_id"))
+            .values_list("pk", flat=True)[:5000]
+        )
+        if ids:
+            OutboxEntry.objects.bulk_create(
+                [OutboxEntry(connection=self.alias, entity=entity, local_id=pk) for pk in ids],
+                ignore_conflicts=True,
+            )
+
+    def push_record(self, entity, entry, instance, link) -> None:
+        if instance is None:
+            if link is not None and not link.remote_archived:
+                self.send_trash(entity, link, archived=True)  # hard-deleted locally: archive remotely
+            self.finish_entry(entry)
+            return
+        if link is None:
+            if instance.archived:
+                self.finish_entry(entry)
+                return
+            link = self.create_remote(entity, entry, instance)
+            if link is None:
+                return  # waits for its deal to be linked
+        elif entity != "activity":
+            self.merge_linked(entity, None, link, instance)
+        self.finish_entry(entry)
+
+    def finish_entry(self, entry) -> None:
+        """Drop the outbox entry unless the record was saved again while it was pushed."""
+        with self.atomic():
+            deleted, _ = OutboxEntry.objects.filter(pk=entry.pk, enqueued_at=entry.enqueued_at).delete()
+            if not deleted:
+                OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=None, attempts=0)
+
+    def create_remote(self, entity, entry, instance) -> SyncLink | None:
+        values = local_values(instance)
+        if entity == "activity":
+            deal_link = SyncLink.objects.filter(
+                connection=self.alias, entity="deal", local_id=instance.opportunity_id
+            ).first()
+            if deal_link is None:
+                return None
+            values["opportunity"] = deal_link.remote_id
+        if entry.create_sent_at:
+            # The last create's outcome is unknown: look before sending it again.
+            found = self.adapter.find_by_sync_id(entity, str(instance.pk))
+            if found:
+                link = self.link(entity, instance, found[0], base=found[0].values)
+                if entity != "activity":
+                    self.merge_linked(entity, None, link, instance)
+                return link
+        with self.atomic():
+            OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=timezone.now())
+        faults.point("push:before-create")
+        record = self.adapter.create(entity, values, str(instance.pk))
+        faults.point("push:after-create")
+        self.stats["created_remote"] += 1
+        return self.link(entity, instance, record, base=record.values)
+
+    def send_update(self, entity, link, changes: dict, *, sync_id=None) -> None:
+        faults.point("push:before-update")
+        kwargs = {"sync_id": str(sync_id)} if sync_id else {}
+        record = self.adapter.update(entity, link.remote_id, changes, **kwargs)
+        faults.point("push:after-update")
+        if changes:
+            self.stats["updated_remote"] += 1
+        with self.atomic():
+            link.base = {**link.base, **changes}
+            link.remote_modified_at = record.modified_at
+            link.save(update_fields=["base", "remote_modified_at", "updated_at"])
+
+    def send_trash(self, entity, link, *, archived: bool) -> None:
+        record = (self.adapter.trash if archived else self.adapter.restore)(entity, link.remote_id)
+        if archived:
+            self.stats["archived"] += 1
+        with self.atomic():
+            link.remote_archived = archived
+            link.remote_modified_at = record.modified_at
+            link.save(update_fields=["remote_archived", "remote_modified_at", "updated_at"])
+
+
+_MISSING = object()
+
+
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value).strip()) if value else None
+    except ValueError:
+        return None
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return (moment or timezone.now()).isoformat()

@@ -1,0 +1,131 @@
+"""The three-way merge of one record, field by field (DESIGN §2–§3). Pure: no I/O.
+
+For each field both sides know, compare local and remote with the base (the value
+both sides agreed on at the last sync):
+
+| local      | remote     | agent             | human              | shared                 | manual      |
+|------------|------------|-------------------|--------------------|------------------------|-------------|
+| unchanged  | unchanged  | –                 | –                  | –                      | –           |
+| changed    | unchanged  | push              | pull back (logged) | push                   | push        |
+| unchanged  | changed    | revert remote (logged) | pull          | pull                   | pull        |
+| same value | same value | agree             | agree              | agree                  | agree       |
+| changed    | changed    | push (logged)     | pull (logged)      | later minute wins; tie: local (logged) | hold: open conflict |
+
+"Logged" means a conflict decision is returned. Times are compared at minute
+precision, since Notion floors ``last_edited_time`` to the minute: the remote value
+wins only when its minute is strictly later than the local edit's minute. Every
+worker computes the same answer from the same inputs.
+"""
+
+import dataclasses
+import datetime as dt
+
+from ..choices import ConflictStatus, Owner, Winner
+
+MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """How one field was decided when the sides disagreed (becomes a Conflict row)."""
+
+    field: str
+    base: object
+    local: object
+    remote: object
+    rule: Owner
+    winner: Winner
+    reason: str
+    status: ConflictStatus = ConflictStatus.AUTO_RESOLVED
+
+
+@dataclasses.dataclass
+class MergeResult:
+    local_writes: dict = dataclasses.field(default_factory=dict)  # field -> value to set locally
+    remote_writes: dict = dataclasses.field(default_factory=dict)  # field -> value to push
+    base: dict = dataclasses.field(default_factory=dict)  # the new base
+    decisions: list[Decision] = dataclasses.field(default_factory=list)
+    agreed: set = dataclasses.field(default_factory=set)  # fields where local == remote now
+
+
+def floor_minute(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(second=0, microsecond=0) if moment else None
+
+
+def merge_record(
+    base: dict,
+    local: dict,
+    remote: dict,
+    owners: dict[str, Owner],
+    local_times: dict[str, dt.datetime | None],
+    remote_time: dt.datetime | None,
+) -> MergeResult:
+    """Decide every field present in ``remote`` (a field the remote does not carry is
+    not synced). A field missing from ``base`` has no agreed value: when the sides
+    differ it counts as changed on both."""
+    result = MergeResult(base=dict(base))
+    for field, remote_value in remote.items():
+        local_value = local.get(field)
+        base_value = base.get(field, MISSING)
+        owner = owners.get(field, Owner.SHARED)
+        local_changed = local_value != base_value
+        remote_changed = remote_value != base_value
+
+        def decide(winner, reason, status=ConflictStatus.AUTO_RESOLVED):
+            result.decisions.append(
+                Decision(
+                    field,
+                    None if base_value is MISSING else base_value,
+                    local_value,
+                    remote_value,
+                    owner,
+                    winner,
+                    reason,
+                    status,
+                )
+            )
+
+        def push():
+            result.remote_writes[field] = local_value
+            result.base[field] = local_value
+
+        def pull():
+            result.local_writes[field] = remote_value
+            result.base[field] = remote_value
+
+        if local_value == remote_value:
+            result.agreed.add(field)
+            result.base[field] = local_value
+        elif local_changed and not remote_changed:
+            if owner == Owner.HUMAN:
+                pull()
+                decide(Winner.REMOTE, "human-owned: a local edit is replaced by the CRM's value")
+            else:
+                push()
+        elif remote_changed and not local_changed:
+            if owner == Owner.AGENT:
+                push()
+                decide(Winner.LOCAL, "agent-owned: the remote edit is reverted")
+            else:
+                pull()
+        elif owner == Owner.AGENT:
+            push()
+            decide(Winner.LOCAL, "agent-owned: the local value wins")
+        elif owner == Owner.HUMAN:
+            pull()
+            decide(Winner.REMOTE, "human-owned: the CRM's value wins")
+        elif owner == Owner.MANUAL:
+            decide(Winner.NONE, "manual: held until staff resolve it", ConflictStatus.OPEN)
+        else:
+            local_minute = floor_minute(local_times.get(field))
+            remote_minute = floor_minute(remote_time)
+            if local_minute is None:
+                pull()
+                decide(Winner.REMOTE, "last write wins: the local value has no edit time")
+            elif remote_minute is not None and remote_minute > local_minute:
+                pull()
+                decide(Winner.REMOTE, f"last write wins: remote {remote_minute:%Y-%m-%d %H:%M} is later than local {local_minute:%H:%M}")
+            else:
+                push()
+                decide(Winner.LOCAL, "last write wins: local edit is as late or later (a tie goes to local)")
+    return result
