@@ -56,7 +56,8 @@ def apply_values(instance, values: dict) -> None:
             continue
         field = instance._meta.get_field(name)
         if python is None and not field.null:
-            python = [] if name == "tags" else ""
+            # A required field emptied remotely takes its default (which is then pushed).
+            python = field.get_default() if field.has_default() else ""
         if name == "probability" and python is not None:
             if python != python.to_integral_value():
                 raise MappingError(f"probability must be a whole number, got {value}", field=name)
@@ -66,6 +67,7 @@ def apply_values(instance, values: dict) -> None:
         setattr(instance, name, python)
     try:
         instance.clean_fields(exclude=[f.name for f in instance._meta.fields if f.name not in values])
+        instance.clean()
     except ValidationError as err:
         field, messages = next(iter(err.message_dict.items()))
         raise MappingError(f"{field}: {' '.join(messages)}", field=field) from err

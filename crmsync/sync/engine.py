@@ -179,9 +179,9 @@ class SyncEngine:
             self._owners[entity] = owners(self.alias, entity)
         return self._owners[entity]
 
-    def fail_record(self, entity: str, local_id, err: Exception, *, count: bool = True) -> None:
+    def fail_record(self, entity: str, local_id, err: Exception, *, count: bool = True, remote_id=None) -> None:
         """Count a record's failure; after MAX_RECORD_FAILURES it is quarantined."""
-        message = f"{entity} {local_id}: {err}"
+        message = f"{entity} {local_id or f'(remote {remote_id})'}: {err}"
         logger.warning("sync %s: %s", self.alias, message)
         self.errors.append(message)
         self.stats["errors"] += 1
@@ -252,7 +252,7 @@ class SyncEngine:
                 if isinstance(err, TransientAdapterError):
                     raise
                 local_id = link.local_id if link else None
-                self.fail_record(entity, local_id, err, count=link is not None)
+                self.fail_record(entity, local_id, err, count=link is not None, remote_id=record.remote_id)
 
     def link_or_create_local(self, entity, record, instances, linked_elsewhere) -> None:
         sync_id = _uuid(record.sync_id)
@@ -350,14 +350,16 @@ class SyncEngine:
             decisions = [dataclasses.replace(d, local=local.get(d.field)) for d in decisions]
             self.save_decisions(entity, instance, decisions, record)
 
-    def merge_linked(self, entity, record, link, instance, *, attempts: int = 3) -> None:
+    def merge_linked(self, entity, record, link, instance, *, held=frozenset(), attempts: int = 3) -> None:
         """Merge a linked record with its remote twin (``record``; None: the remote is
-        unchanged since the base). One local write and at most one remote update."""
+        unchanged since the base, and the ``held`` fields, under open conflicts, are left
+        alone). One local write and at most one remote update."""
         if instance is None:
             return  # the local record was hard-deleted; nothing to merge into
-        remote_values = link.base if record is None else {
-            k: v for k, v in record.values.items() if not isinstance(v, Unmapped)
-        }
+        if record is None:
+            remote_values = {k: v for k, v in link.base.items() if k not in held}
+        else:
+            remote_values = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)}
         remote_archived = link.remote_archived if record is None else record.archived
         local = local_values(instance)
         unchanged = (
@@ -395,7 +397,7 @@ class SyncEngine:
                 raise
             instance = type(instance)._default_manager.get(pk=instance.pk)
             link.refresh_from_db()
-            return self.merge_linked(entity, record, link, instance, attempts=attempts - 1)
+            return self.merge_linked(entity, record, link, instance, held=held, attempts=attempts - 1)
         if result.local_writes:
             self.stats["updated_local"] += 1
         if archive_local is not None and archive_local:
@@ -487,13 +489,21 @@ class SyncEngine:
                 link.local_id: link
                 for link in SyncLink.objects.filter(connection=self.alias, entity=entity, local_id__in=ids)
             }
+            held: dict = {}
+            for object_id, field in Conflict.objects.filter(
+                connection=self.alias, entity=entity, object_id__in=ids, status=ConflictStatus.OPEN
+            ).values_list("object_id", "field"):
+                held.setdefault(object_id, set()).add(field)
             for entry in entries:
                 done.add(entry.pk)
                 if self.out_of_time():
                     return
                 faults.point("push:record")
                 try:
-                    self.push_record(entity, entry, instances.get(entry.local_id), links.get(entry.local_id))
+                    self.push_record(
+                        entity, entry, instances.get(entry.local_id), links.get(entry.local_id),
+                        held.get(entry.local_id, frozenset()),
+                    )
                 except AmbiguousWriteError as err:
                     self.fail_record(entity, entry.local_id, err, count=False)
                 except (MappingError, AdapterError, LocalChangedMeanwhile) as err:
@@ -516,7 +526,7 @@ class SyncEngine:
                 ignore_conflicts=True,
             )
 
-    def push_record(self, entity, entry, instance, link) -> None:
+    def push_record(self, entity, entry, instance, link, held=frozenset()) -> None:
         if instance is None:
             if link is not None and not link.remote_archived:
                 self.send_trash(entity, link, archived=True)  # hard-deleted locally: archive remotely
@@ -530,7 +540,7 @@ class SyncEngine:
             if link is None:
                 return  # waits for its deal to be linked
         elif entity != "activity":
-            self.merge_linked(entity, None, link, instance)
+            self.merge_linked(entity, None, link, instance, held=held)
         self.finish_entry(entry)
 
     def finish_entry(self, entry) -> None:
