@@ -36,6 +36,23 @@ class SyncedModel(models.Model):
     class Meta:
         abstract = True
 
+    def save(self, *args, **kwargs):
+        changed = self.changed_sync_fields()
+        origin = outbox.current_origin()
+        if origin is None and changed - {"archived"}:
+            now = timezone.now().isoformat()
+            self.field_modified_at = {
+                **self.field_modified_at,
+                **dict.fromkeys(changed - {"archived"}, now),
+            }
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "field_modified_at"}
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if changed:
+                outbox.mark_dirty(self.entity_name, [self.pk], exclude=origin)
+        self._sync_snapshot = self._take_snapshot()
+
     @classmethod
     def entity(cls) -> EntitySpec:
         return ENTITIES[cls.entity_name]
@@ -72,23 +89,6 @@ class SyncedModel(models.Model):
         current = self._take_snapshot()
         return {name for name, value in current.items() if name in snapshot and snapshot[name] != value}
 
-    def save(self, *args, **kwargs):
-        changed = self.changed_sync_fields()
-        origin = outbox.current_origin()
-        if origin is None and changed - {"archived"}:
-            now = timezone.now().isoformat()
-            self.field_modified_at = {
-                **self.field_modified_at,
-                **dict.fromkeys(changed - {"archived"}, now),
-            }
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "field_modified_at"}
-        with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
-            if changed:
-                outbox.mark_dirty(self.entity_name, [self.pk], exclude=origin)
-        self._sync_snapshot = self._take_snapshot()
-
     def field_time(self, name: str):
         """The last local edit time of a synced field, or None when never edited here."""
         value = self.field_modified_at.get(name)
@@ -117,11 +117,13 @@ class Contact(SyncedModel):
     entity_name = "contact"
 
     name = models.CharField(max_length=200)
-    email = models.EmailField(max_length=200, null=True, blank=True)
+    email = models.EmailField(max_length=200, null=True, blank=True)  # noqa: DJ001 (NULL: no email, kept out of the unique constraint)
     phone = models.CharField(
         max_length=50,
         blank=True,
-        validators=[RegexValidator(r"^[0-9+()./ \-x]*$", "Enter a phone number (digits, spaces, + ( ) - . /).")],
+        validators=[
+            RegexValidator(r"^[0-9+()./ \-x]*$", "Enter a phone number (digits, spaces, + ( ) - . /).")
+        ],
     )
     company = models.CharField(max_length=200, blank=True)
     title = models.CharField(max_length=200, blank=True)
@@ -399,8 +401,15 @@ class SyncRun(models.Model):
         counts = {
             key: getattr(self, key)
             for key in (
-                "created_local", "created_remote", "updated_local", "updated_remote", "archived",
-                "conflicts", "errors", "quarantined", "requests",
+                "created_local",
+                "created_remote",
+                "updated_local",
+                "updated_remote",
+                "archived",
+                "conflicts",
+                "errors",
+                "quarantined",
+                "requests",
             )
         }
         return {

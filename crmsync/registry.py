@@ -45,7 +45,9 @@ def adapter_class(name: str):
     try:
         return import_string(adapters[name])
     except ImportError as err:
-        raise ConfigurationError(f'CRMSYNC["ADAPTERS"][{name!r}] = {adapters[name]!r} cannot be imported: {err}') from err
+        raise ConfigurationError(
+            f'CRMSYNC["ADAPTERS"][{name!r}] = {adapters[name]!r} cannot be imported: {err}'
+        ) from err
 
 
 def build_adapter(alias: str):

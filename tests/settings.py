@@ -8,8 +8,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 
-from project.settings import *  # noqa: E402,F403
-from project.settings import BASE_DIR, DATABASES, Q_CLUSTER  # noqa: E402
+from project.settings import *  # noqa: F403
+from project.settings import BASE_DIR, DATABASES, Q_CLUSTER
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}

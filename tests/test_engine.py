@@ -48,16 +48,29 @@ def backdate(obj, *fields, minutes=10):
 def test_new_local_deal_becomes_one_page_with_every_mapped_property(notion_settings, notion_emulator):
     contact = Contact.objects.create(name="Ada", email="ada@example.com")
     deal = make_deal(
-        close_date=dt.date(2026, 12, 31), probability=40, confidence=Decimal("0.7"), qualification="Budget ok",
-        notes="Call Monday", tags=["emea", "enterprise"], contact=contact,
+        close_date=dt.date(2026, 12, 31),
+        probability=40,
+        confidence=Decimal("0.7"),
+        qualification="Budget ok",
+        notes="Call Monday",
+        tags=["emea", "enterprise"],
+        contact=contact,
     )
     run = sync()
     pages = notion_emulator.pages_in(notion_emulator.ids["deal_source"])
     assert len(pages) == 1
     assert pages[0]["values"] == {
-        "Name": "Acme rollout", "Stage": "Proposal", "Value": 1200.5, "Close Date": "2026-12-31",
-        "Probability": 40, "Confidence": 0.7, "Qualification": "Budget ok", "Notes": "Call Monday",
-        "Tags": ["emea", "enterprise"], "Contact Email": "ada@example.com", "CRM Sync ID": str(deal.pk),
+        "Name": "Acme rollout",
+        "Stage": "Proposal",
+        "Value": 1200.5,
+        "Close Date": "2026-12-31",
+        "Probability": 40,
+        "Confidence": 0.7,
+        "Qualification": "Budget ok",
+        "Notes": "Call Monday",
+        "Tags": ["emea", "enterprise"],
+        "Contact Email": "ada@example.com",
+        "CRM Sync ID": str(deal.pk),
     }
     assert run.created_remote == 2  # the deal and its contact
     assert not OutboxEntry.objects.exists()
@@ -66,13 +79,25 @@ def test_new_local_deal_becomes_one_page_with_every_mapped_property(notion_setti
 def test_new_remote_page_becomes_a_local_deal_and_gets_its_sync_id(notion_settings, notion_emulator):
     page_id = notion_emulator.human_create(
         notion_emulator.ids["deal_source"],
-        {"Name": "Globex", "Stage": "Discovery", "Value": 5000, "Tags": ["b", "a"], "Contact Email": "Hank@Globex.com",
-         "Probability": 20, "Notes": "From Notion"},
+        {
+            "Name": "Globex",
+            "Stage": "Discovery",
+            "Value": 5000,
+            "Tags": ["b", "a"],
+            "Contact Email": "Hank@Globex.com",
+            "Probability": 20,
+            "Notes": "From Notion",
+        },
     )
     run = sync()
     deal = Opportunity.objects.get()
     assert (deal.name, deal.stage, deal.value, deal.probability, deal.notes) == (
-        "Globex", "discovery", Decimal("5000"), 20, "From Notion")
+        "Globex",
+        "discovery",
+        Decimal("5000"),
+        20,
+        "From Notion",
+    )
     assert sorted(deal.tags) == ["a", "b"]
     assert deal.contact.email.lower() == "hank@globex.com"
     assert notion_emulator.page_values(page_id)["CRM Sync ID"] == str(deal.pk)
@@ -103,7 +128,11 @@ def test_agent_owned_field_edited_in_notion_is_reverted_and_logged(notion_settin
     assert notion_emulator.page_values(page_of(deal))["Probability"] == 40
     conflict = Conflict.objects.get(field="probability")
     assert (conflict.rule, conflict.winner, conflict.remote_value, conflict.local_value) == (
-        Owner.AGENT, Winner.LOCAL, "90", "40")
+        Owner.AGENT,
+        Winner.LOCAL,
+        "90",
+        "40",
+    )
     assert run.updated_remote == 1
     # The revert's echo is no change: the next run writes nothing.
     notion_emulator.reset_counters()
@@ -123,7 +152,11 @@ def test_shared_field_changed_on_both_sides_last_write_wins_with_a_conflict(noti
     assert deal.stage == "closed_won"
     conflict = Conflict.objects.get(field="stage")
     assert (conflict.winner, conflict.local_value, conflict.remote_value, conflict.base_value) == (
-        Winner.REMOTE, "negotiation", "closed_won", "proposal")
+        Winner.REMOTE,
+        "negotiation",
+        "closed_won",
+        "proposal",
+    )
     assert conflict.status == ConflictStatus.AUTO_RESOLVED
 
 
@@ -214,11 +247,15 @@ def test_busy_connection_is_skipped(notion_settings, notion_emulator):
     run = SyncEngine("notion").run()
     assert run.status == RunStatus.SKIPPED
     # An expired lease is taken over.
-    SyncConnection.objects.filter(alias="notion").update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    SyncConnection.objects.filter(alias="notion").update(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     assert SyncEngine("notion").run().status == RunStatus.SUCCESS
 
 
-def test_poison_record_is_quarantined_after_k_tries_while_others_sync(notion_settings, notion_emulator, settings):
+def test_poison_record_is_quarantined_after_k_tries_while_others_sync(
+    notion_settings, notion_emulator, settings
+):
     settings.CRMSYNC = {**settings.CRMSYNC, "MAX_RECORD_FAILURES": 2}
     good = make_deal(name="Good")
     bad = make_deal(name="Bad", notes="x" * 200_001)  # over Notion's 100 × 2,000 characters
@@ -324,7 +361,8 @@ def test_duplicated_page_becomes_a_new_record(notion_settings, notion_emulator):
 def test_contacts_sync_and_match_by_email(notion_settings, notion_emulator):
     local = Contact.objects.create(name="Ada L.", email="ada@example.com")
     page = notion_emulator.human_create(
-        notion_emulator.ids["contact_source"], {"Name": "Ada Lovelace", "Email": "ADA@example.com", "Company": "AE"}
+        notion_emulator.ids["contact_source"],
+        {"Name": "Ada Lovelace", "Email": "ADA@example.com", "Company": "AE"},
     )
     sync()
     assert Contact.objects.count() == 1
@@ -342,7 +380,11 @@ def test_activities_are_pushed_once_related_to_their_deal(notion_settings, notio
     assert len(pages) == 1
     values = pages[0]["values"]
     assert (values["Subject"], values["Kind"], values["Deal"], values["CRM Sync ID"]) == (
-        "Intro call", "Call", [page_of(deal)], str(activity.pk))
+        "Intro call",
+        "Call",
+        [page_of(deal)],
+        str(activity.pk),
+    )
     activity.body = "edited"
     activity.save()
     notion_emulator.reset_counters()

@@ -8,7 +8,6 @@ operations of the contract are built on them here, so deals and contacts share
 one code path.
 """
 
-import abc
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping
@@ -118,7 +117,7 @@ class OpportunityFilter:
     include_archived: bool = False
 
 
-class CRMAdapter(abc.ABC):
+class CRMAdapter:
     """Base class of CRM adapters.
 
     Subclasses declare ``OPTIONS`` ({name: default, or REQUIRED}); the registry
@@ -186,7 +185,9 @@ class CRMAdapter(abc.ABC):
         """
         self._unimplemented("create")
 
-    def update(self, entity: str, remote_id: str, changes: dict, *, sync_id: str | None = None) -> RemoteRecord:
+    def update(
+        self, entity: str, remote_id: str, changes: dict, *, sync_id: str | None = None
+    ) -> RemoteRecord:
         """Set only the fields in ``changes`` (and the sync id when given) in one request;
         returns the record as stored."""
         self._unimplemented("update")

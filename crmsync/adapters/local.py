@@ -87,7 +87,9 @@ class LocalAdapter(CRMAdapter):
         while True:
             page_qs = queryset
             if last is not None:
-                page_qs = page_qs.filter(Q(updated_at__gt=last.updated_at) | Q(updated_at=last.updated_at, pk__gt=last.pk))
+                page_qs = page_qs.filter(
+                    Q(updated_at__gt=last.updated_at) | Q(updated_at=last.updated_at, pk__gt=last.pk)
+                )
             page = list(page_qs[: self.options["page_size"]])
             if not page:
                 return

@@ -13,6 +13,7 @@ by its CRM Sync ID first. Every HTTP request, retries included, first takes a sl
 of the connection's request budget (shared by every process, see ``ratelimit``).
 """
 
+import contextlib
 import datetime as dt
 import logging
 
@@ -86,9 +87,7 @@ class NotionAdapter(CRMAdapter):
 
     def __init__(self, alias, **options):
         if notion_client is None:
-            raise ConfigurationError(
-                "NotionAdapter needs notion-client: pip install 'crmsync[notion]'."
-            )
+            raise ConfigurationError("NotionAdapter needs notion-client: pip install 'crmsync[notion]'.")
         super().__init__(alias, **options)
         if not (self.options["database_id"] or self.options["data_source_id"]):
             raise ConfigurationError(
@@ -177,17 +176,19 @@ class NotionAdapter(CRMAdapter):
             # A refused connection never reached Notion: safe to retry even for a create.
             not_sent = isinstance(err, httpx.ConnectError | httpx.ConnectTimeout)
             cls = AmbiguousWriteError if create and not not_sent else TransientAdapterError
-            return cls(f"Cannot reach Notion: {type(err).__name__}", alias=self.alias, code="connection_error")
+            return cls(
+                f"Cannot reach Notion: {type(err).__name__}", alias=self.alias, code="connection_error"
+            )
         if isinstance(err, HTTPResponseError):
             status, code = err.status, getattr(err.code, "value", err.code)
             message = str(err) or f"HTTP {status}"
             retry_after = None
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 retry_after = float(err.headers.get("retry-after"))
-            except (TypeError, ValueError):
-                pass
             if status == 429 or code == "rate_limited":
-                return TransientAdapterError(message, alias=self.alias, status=status, code=code, retry_after=retry_after)
+                return TransientAdapterError(
+                    message, alias=self.alias, status=status, code=code, retry_after=retry_after
+                )
             if status >= 500 or code == "conflict_error":
                 cls = AmbiguousWriteError if create and status >= 500 else TransientAdapterError
                 return cls(message, alias=self.alias, status=status, code=code, retry_after=retry_after)
@@ -212,7 +213,9 @@ class NotionAdapter(CRMAdapter):
         def retryable(err):
             return isinstance(err, TransientAdapterError) and not isinstance(err, AmbiguousWriteError)
 
-        for attempt in Retrying(retry=retry_if_exception(retryable), wait=self._wait, stop=self._stop, reraise=True):
+        for attempt in Retrying(
+            retry=retry_if_exception(retryable), wait=self._wait, stop=self._stop, reraise=True
+        ):
             with attempt:
                 try:
                     return method(**kwargs)
@@ -364,10 +367,14 @@ class NotionAdapter(CRMAdapter):
         return self.page_to_record(entity, self._call(self.client.pages.retrieve, page_id=remote_id))
 
     def trash(self, entity, remote_id):
-        return self.page_to_record(entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=True))
+        return self.page_to_record(
+            entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=True)
+        )
 
     def restore(self, entity, remote_id):
-        return self.page_to_record(entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=False))
+        return self.page_to_record(
+            entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=False)
+        )
 
     def _query(self, entity, *, filter=None, sorts=None, in_trash=False):
         """Yield (response, records) per result page; restarts nothing (see iter_changes)."""
@@ -378,7 +385,9 @@ class NotionAdapter(CRMAdapter):
             kwargs["sorts"] = sorts
         cursor = None
         while True:
-            response = self._call(self.client.data_sources.query, **kwargs, **({"start_cursor": cursor} if cursor else {}))
+            response = self._call(
+                self.client.data_sources.query, **kwargs, **({"start_cursor": cursor} if cursor else {})
+            )
             yield response, [self.page_to_record(entity, page) for page in response.get("results", [])]
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
@@ -388,7 +397,11 @@ class NotionAdapter(CRMAdapter):
         flt = {"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(sync_id)}}
         sorts = [{"timestamp": "created_time", "direction": "ascending"}]
         for in_trash in (False, True):
-            found = [r for _, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash) for r in records]
+            found = [
+                r
+                for _, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash)
+                for r in records
+            ]
             if found:
                 return found
         return []
@@ -429,7 +442,12 @@ class NotionAdapter(CRMAdapter):
             name = self.choice_options(entity)["stage"].get(flt.stage, flt.stage)
             conditions.append({"property": prop, "select": {"equals": name}})
         if flt.modified_since:
-            conditions.append({"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": notion_time(flt.modified_since)}})
+            conditions.append(
+                {
+                    "timestamp": "last_edited_time",
+                    "last_edited_time": {"on_or_after": notion_time(flt.modified_since)},
+                }
+            )
         if flt.sync_id:
             conditions.append({"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(flt.sync_id)}})
         query_filter = {"and": conditions} if len(conditions) > 1 else (conditions[0] if conditions else None)

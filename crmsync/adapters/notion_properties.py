@@ -114,9 +114,13 @@ def plain_text(items: list[dict]) -> str:
 
 def _option_name(name: str, field: str, prop: str) -> str:
     if "," in name:
-        raise MappingError(f"{field}: option {name!r} for {prop!r} cannot contain a comma", field=field, prop=prop)
+        raise MappingError(
+            f"{field}: option {name!r} for {prop!r} cannot contain a comma", field=field, prop=prop
+        )
     if utf16_len(name) > 100:
-        raise MappingError(f"{field}: option {name!r} for {prop!r} is over 100 characters", field=field, prop=prop)
+        raise MappingError(
+            f"{field}: option {name!r} for {prop!r} is over 100 characters", field=field, prop=prop
+        )
     return name
 
 
@@ -191,9 +195,10 @@ def from_property(prop_value: dict, kind: str, options: dict | None = None):
     elif ptype == "relation":
         ids = [item["id"] for item in raw or []]
         return ids[0] if len(ids) == 1 else (ids or None)
-    elif ptype in ("number", "email", "phone_number", "url", "checkbox"):
-        value = raw
-    elif ptype in ("created_time", "last_edited_time"):
+    elif ptype in ("number", "email", "phone_number", "url", "checkbox") or ptype in (
+        "created_time",
+        "last_edited_time",
+    ):
         value = raw
     elif ptype == "unique_id":
         value = raw and f"{raw.get('prefix') or ''}{'-' if raw.get('prefix') else ''}{raw.get('number')}"
@@ -209,7 +214,7 @@ def page_is_truncated(prop_value: dict) -> bool:
     ptype = prop_value.get("type")
     if ptype == "relation":
         return bool(prop_value.get("has_more"))
-    if ptype in TEXT_TYPES + ("people",):
+    if ptype in (*TEXT_TYPES, "people"):
         return len(prop_value.get(ptype) or []) >= PAGE_OBJECT_REFERENCE_LIMIT
     return False
 
@@ -230,7 +235,11 @@ def page_to_values(page: dict, mapping: dict, kinds: dict, options: dict) -> dic
         try:
             values[field] = from_property(prop_value, kinds[field], options.get(field))
         except (TypeError, ValueError, KeyError, AttributeError) as err:
-            raise MappingError(f"{field} ← {prop!r}: cannot read {prop_value.get('type')} value: {err}", field=field, prop=prop) from err
+            raise MappingError(
+                f"{field} ← {prop!r}: cannot read {prop_value.get('type')} value: {err}",
+                field=field,
+                prop=prop,
+            ) from err
     return values
 
 

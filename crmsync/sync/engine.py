@@ -179,7 +179,9 @@ class SyncEngine:
             self._owners[entity] = owners(self.alias, entity)
         return self._owners[entity]
 
-    def fail_record(self, entity: str, local_id, err: Exception, *, count: bool = True, remote_id=None) -> None:
+    def fail_record(
+        self, entity: str, local_id, err: Exception, *, count: bool = True, remote_id=None
+    ) -> None:
         """Count a record's failure; after MAX_RECORD_FAILURES it is quarantined."""
         message = f"{entity} {local_id or f'(remote {remote_id})'}: {err}"
         logger.warning("sync %s: %s", self.alias, message)
@@ -202,7 +204,9 @@ class SyncEngine:
         if not cursor.full_pull_done:
             # First sync: every page, windowed by creation time (which never changes)
             # to pass the 10,000-row cap per query.
-            pages = self.adapter.iter_changes(entity, cursor.full_pull_after, by="created", include_trashed=False)
+            pages = self.adapter.iter_changes(
+                entity, cursor.full_pull_after, by="created", include_trashed=False
+            )
         else:
             since = floor_minute(cursor.watermark) - OVERLAP if cursor.watermark else None
             pages = self.adapter.iter_changes(entity, since, by="modified")
@@ -326,8 +330,12 @@ class SyncEngine:
                     instance,
                     [
                         Decision(
-                            "id", str(duplicate_of.pk), str(duplicate_of.pk), record.sync_id,
-                            Owner.SHARED, Winner.LOCAL,
+                            "id",
+                            str(duplicate_of.pk),
+                            str(duplicate_of.pk),
+                            record.sync_id,
+                            Owner.SHARED,
+                            Winner.LOCAL,
                             f"duplicate sync id: the page is a copy of {duplicate_of.pk}; it became a new record",
                         )
                     ],
@@ -340,8 +348,16 @@ class SyncEngine:
 
     def record_unmapped(self, entity, instance, record) -> None:
         decisions = [
-            Decision(field, None, None, str(value.raw), self.owners(entity).get(field, Owner.SHARED),
-                     Winner.NONE, f"unmapped value: {value.raw!r} has no local equivalent", ConflictStatus.OPEN)
+            Decision(
+                field,
+                None,
+                None,
+                str(value.raw),
+                self.owners(entity).get(field, Owner.SHARED),
+                Winner.NONE,
+                f"unmapped value: {value.raw!r} has no local equivalent",
+                ConflictStatus.OPEN,
+            )
             for field, value in record.values.items()
             if isinstance(value, Unmapped)
         ]
@@ -448,9 +464,16 @@ class SyncEngine:
                 "local_time": instance.field_time(decision.field),
                 "remote_time": remote_time,
             }
-            key = {"connection": self.alias, "entity": entity, "object_id": instance.pk, "field": decision.field}
+            key = {
+                "connection": self.alias,
+                "entity": entity,
+                "object_id": instance.pk,
+                "field": decision.field,
+            }
             if decision.status == ConflictStatus.OPEN:
-                _, created = Conflict.objects.update_or_create(**key, status=ConflictStatus.OPEN, defaults=values)
+                _, created = Conflict.objects.update_or_create(
+                    **key, status=ConflictStatus.OPEN, defaults=values
+                )
                 self.stats["conflicts"] += int(created)
             else:
                 Conflict.objects.create(**key, **values, status=decision.status)
@@ -458,16 +481,24 @@ class SyncEngine:
         if agreed:
             # A held field whose sides now agree needs no one's decision any more.
             Conflict.objects.filter(
-                connection=self.alias, entity=entity, object_id=instance.pk, field__in=agreed,
+                connection=self.alias,
+                entity=entity,
+                object_id=instance.pk,
+                field__in=agreed,
                 status=ConflictStatus.OPEN,
-            ).update(status=ConflictStatus.RESOLVED, resolved_at=timezone.now(), reason="both sides now agree")
+            ).update(
+                status=ConflictStatus.RESOLVED, resolved_at=timezone.now(), reason="both sides now agree"
+            )
 
     # --- Push ----------------------------------------------------------------------------
 
     def push(self, entity: str) -> None:
-        if entity != "activity" and not SyncCursor.objects.filter(
-            connection=self.alias, entity=entity, full_pull_done=True
-        ).exists():
+        if (
+            entity != "activity"
+            and not SyncCursor.objects.filter(
+                connection=self.alias, entity=entity, full_pull_done=True
+            ).exists()
+        ):
             return  # never create remotely before the first pull has linked what exists
         self.enqueue_unlinked(entity)
         model = ENTITIES[entity].get_model()
@@ -501,7 +532,10 @@ class SyncEngine:
                 faults.point("push:record")
                 try:
                     self.push_record(
-                        entity, entry, instances.get(entry.local_id), links.get(entry.local_id),
+                        entity,
+                        entry,
+                        instances.get(entry.local_id),
+                        links.get(entry.local_id),
                         held.get(entry.local_id, frozenset()),
                     )
                 except AmbiguousWriteError as err:
@@ -517,7 +551,9 @@ class SyncEngine:
         ids = list(
             model._default_manager.filter(archived=False)
             .exclude(pk__in=SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id"))
-            .exclude(pk__in=OutboxEntry.objects.filter(connection=self.alias, entity=entity).values("local_id"))
+            .exclude(
+                pk__in=OutboxEntry.objects.filter(connection=self.alias, entity=entity).values("local_id")
+            )
             .values_list("pk", flat=True)[:5000]
         )
         if ids:

@@ -9,7 +9,8 @@ both sides agreed on at the last sync):
 | changed    | unchanged  | push              | pull back (logged) | push                   | push        |
 | unchanged  | changed    | revert remote (logged) | pull          | pull                   | pull        |
 | same value | same value | agree             | agree              | agree                  | agree       |
-| changed    | changed    | push (logged)     | pull (logged)      | later minute wins; tie: local (logged) | hold: open conflict |
+| changed    | changed    | push (logged)     | pull (logged)      | later minute wins,     | hold: open  |
+|            |            |                   |                    | tie: local (logged)    | conflict    |
 
 "Logged" means a conflict decision is returned. Times are compared at minute
 precision, since Notion floors ``last_edited_time`` to the minute: the remote value
@@ -68,64 +69,55 @@ def merge_record(
         local_value = local.get(field)
         base_value = base.get(field, MISSING)
         owner = owners.get(field, Owner.SHARED)
-        local_changed = local_value != base_value
-        remote_changed = remote_value != base_value
-
-        def decide(winner, reason, status=ConflictStatus.AUTO_RESOLVED):
-            result.decisions.append(
-                Decision(
-                    field,
-                    None if base_value is MISSING else base_value,
-                    local_value,
-                    remote_value,
-                    owner,
-                    winner,
-                    reason,
-                    status,
-                )
-            )
-
-        def push():
-            result.remote_writes[field] = local_value
-            result.base[field] = local_value
-
-        def pull():
-            result.local_writes[field] = remote_value
-            result.base[field] = remote_value
-
-        if local_value == remote_value:
+        winner, reason, status = _decide(
+            owner,
+            local_changed=local_value != base_value,
+            remote_changed=remote_value != base_value,
+            same=local_value == remote_value,
+            local_minute=floor_minute(local_times.get(field)),
+            remote_minute=floor_minute(remote_time),
+        )
+        if winner is None:  # both sides agree
             result.agreed.add(field)
             result.base[field] = local_value
-        elif local_changed and not remote_changed:
-            if owner == Owner.HUMAN:
-                pull()
-                decide(Winner.REMOTE, "human-owned: a local edit is replaced by the CRM's value")
-            else:
-                push()
-        elif remote_changed and not local_changed:
-            if owner == Owner.AGENT:
-                push()
-                decide(Winner.LOCAL, "agent-owned: the remote edit is reverted")
-            else:
-                pull()
-        elif owner == Owner.AGENT:
-            push()
-            decide(Winner.LOCAL, "agent-owned: the local value wins")
-        elif owner == Owner.HUMAN:
-            pull()
-            decide(Winner.REMOTE, "human-owned: the CRM's value wins")
-        elif owner == Owner.MANUAL:
-            decide(Winner.NONE, "manual: held until staff resolve it", ConflictStatus.OPEN)
-        else:
-            local_minute = floor_minute(local_times.get(field))
-            remote_minute = floor_minute(remote_time)
-            if local_minute is None:
-                pull()
-                decide(Winner.REMOTE, "last write wins: the local value has no edit time")
-            elif remote_minute is not None and remote_minute > local_minute:
-                pull()
-                decide(Winner.REMOTE, f"last write wins: remote {remote_minute:%Y-%m-%d %H:%M} is later than local {local_minute:%H:%M}")
-            else:
-                push()
-                decide(Winner.LOCAL, "last write wins: local edit is as late or later (a tie goes to local)")
+            continue
+        if winner == Winner.LOCAL:
+            result.remote_writes[field] = result.base[field] = local_value
+        elif winner == Winner.REMOTE:
+            result.local_writes[field] = result.base[field] = remote_value
+        if reason:
+            base_seen = None if base_value is MISSING else base_value
+            decision = Decision(field, base_seen, local_value, remote_value, owner, winner, reason, status)
+            result.decisions.append(decision)
     return result
+
+
+def _decide(owner, *, local_changed, remote_changed, same, local_minute, remote_minute):
+    """(winner, reason, status) for one field; winner None when the sides agree, reason
+    "" when nothing needs recording (a one-sided change that simply flows across)."""
+    auto = ConflictStatus.AUTO_RESOLVED
+    if same:
+        return None, "", auto
+    if local_changed and not remote_changed:
+        if owner == Owner.HUMAN:
+            return Winner.REMOTE, "human-owned: a local edit is replaced by the CRM's value", auto
+        return Winner.LOCAL, "", auto
+    if remote_changed and not local_changed:
+        if owner == Owner.AGENT:
+            return Winner.LOCAL, "agent-owned: the remote edit is reverted", auto
+        return Winner.REMOTE, "", auto
+    if owner == Owner.AGENT:
+        return Winner.LOCAL, "agent-owned: the local value wins", auto
+    if owner == Owner.HUMAN:
+        return Winner.REMOTE, "human-owned: the CRM's value wins", auto
+    if owner == Owner.MANUAL:
+        return Winner.NONE, "manual: held until staff resolve it", ConflictStatus.OPEN
+    if local_minute is None:
+        return Winner.REMOTE, "last write wins: the local value has no edit time", auto
+    if remote_minute is not None and remote_minute > local_minute:
+        return (
+            Winner.REMOTE,
+            f"last write wins: remote edit {remote_minute:%H:%M} is later than local {local_minute:%H:%M}",
+            auto,
+        )
+    return Winner.LOCAL, "last write wins: the local edit is as late or later (a tie goes to local)", auto

@@ -59,7 +59,9 @@ class AdapterContractTests(TestCase):
 
     def test_update_changes_only_the_given_fields(self):
         created = self.adapter.create_opportunity(self.deal(), str(uuid.uuid4()))
-        updated = self.adapter.update_opportunity(created.remote_id, {"stage": "negotiation", "value": Decimal("99")})
+        updated = self.adapter.update_opportunity(
+            created.remote_id, {"stage": "negotiation", "value": Decimal("99")}
+        )
         self.assertEqual(updated.values["stage"], "negotiation")
         self.assertEqual(updated.values["value"], "99")
         self.assertEqual(updated.values["name"], "Acme rollout")
@@ -67,7 +69,9 @@ class AdapterContractTests(TestCase):
 
     def test_clearing_a_value(self):
         created = self.adapter.create_opportunity(self.deal(), str(uuid.uuid4()))
-        updated = self.adapter.update_opportunity(created.remote_id, {"close_date": None, "qualification": ""})
+        updated = self.adapter.update_opportunity(
+            created.remote_id, {"close_date": None, "qualification": ""}
+        )
         self.assertIsNone(updated.values["close_date"])
         self.assertIsNone(updated.values["qualification"])
 
@@ -107,19 +111,25 @@ class AdapterContractTests(TestCase):
         self.assertEqual([r.remote_id for r in listed], [won.remote_id])
         self.adapter.trash("deal", won.remote_id)
         self.assertEqual(self.adapter.list_opportunities(OpportunityFilter(stage="closed_won")), [])
-        archived = self.adapter.list_opportunities(OpportunityFilter(stage="closed_won", include_archived=True))
+        archived = self.adapter.list_opportunities(
+            OpportunityFilter(stage="closed_won", include_archived=True)
+        )
         self.assertEqual([r.remote_id for r in archived], [won.remote_id])
 
     def test_contacts_create_and_update(self):
         if "contact" not in self.adapter.entities:
             self.skipTest("this adapter is not configured for contacts")
         sync_id = str(uuid.uuid4())
-        created = self.adapter.create_contact(ContactData(name="Ada", email="Ada@Example.com", company="Analytical"), sync_id)
+        created = self.adapter.create_contact(
+            ContactData(name="Ada", email="Ada@Example.com", company="Analytical"), sync_id
+        )
         self.assertEqual(created.values["email"], "ada@example.com")
         updated = self.adapter.update_contact(created.remote_id, {"title": "CTO"})
         self.assertEqual(updated.values["title"], "CTO")
         self.assertEqual(updated.values["company"], "Analytical")
-        self.assertEqual([r.remote_id for r in self.adapter.find_by_sync_id("contact", sync_id)], [created.remote_id])
+        self.assertEqual(
+            [r.remote_id for r in self.adapter.find_by_sync_id("contact", sync_id)], [created.remote_id]
+        )
 
     def test_activity_is_created_related_to_its_deal(self):
         if "activity" not in self.adapter.entities:
@@ -127,7 +137,9 @@ class AdapterContractTests(TestCase):
         deal = self.adapter.create_opportunity(self.deal(), str(uuid.uuid4()))
         occurred = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)
         activity = self.adapter.create_activity(
-            ActivityData(subject="Kick-off", kind="meeting", occurred_at=occurred, opportunity_remote_id=deal.remote_id),
+            ActivityData(
+                subject="Kick-off", kind="meeting", occurred_at=occurred, opportunity_remote_id=deal.remote_id
+            ),
             str(uuid.uuid4()),
         )
         self.assertEqual(activity.values["opportunity"], deal.remote_id)

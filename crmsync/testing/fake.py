@@ -52,7 +52,9 @@ class FakeAdapter(CRMAdapter):
         values = self.validate(values)
         self.requests += 1
         now = self.now()
-        return self._store(entity, RemoteRecord(str(uuid.uuid4()), str(sync_id), dict(values), now, False, now))
+        return self._store(
+            entity, RemoteRecord(str(uuid.uuid4()), str(sync_id), dict(values), now, False, now)
+        )
 
     def update(self, entity, remote_id, changes, *, sync_id=None):
         changes = self.validate(changes)

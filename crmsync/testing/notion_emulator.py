@@ -22,6 +22,7 @@ Standalone: ``python -m crmsync.testing.notion_emulator --port 8765 --demo``.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -40,7 +41,15 @@ QUERY_RESULT_CAP = 10_000
 PAGE_OBJECT_REFERENCE_LIMIT = 25
 TEXT_LIMIT = 2000
 ARRAY_LIMIT = 100
-READ_ONLY_TYPES = {"created_time", "last_edited_time", "created_by", "last_edited_by", "unique_id", "formula", "rollup"}
+READ_ONLY_TYPES = {
+    "created_time",
+    "last_edited_time",
+    "created_by",
+    "last_edited_by",
+    "unique_id",
+    "formula",
+    "rollup",
+}
 ERROR_CODES = {
     400: "validation_error",
     401: "unauthorized",
@@ -105,7 +114,15 @@ CRM_SCHEMAS = {
         },
     ),
 }
-STAGE_OPTIONS = ["Prospecting", "Qualification", "Discovery", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
+STAGE_OPTIONS = [
+    "Prospecting",
+    "Qualification",
+    "Discovery",
+    "Proposal",
+    "Negotiation",
+    "Closed Won",
+    "Closed Lost",
+]
 
 
 class NotionError(Exception):
@@ -246,7 +263,9 @@ class NotionEmulator:
         Handler.emulator = emulator
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="notion-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="notion-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -292,7 +311,11 @@ class NotionEmulator:
                 for name, spec in properties.items():
                     spec = {"type": spec} if isinstance(spec, str) else dict(spec)
                     ptype = spec["type"]
-                    entry = {"id": "title" if ptype == "title" else _new_property_id(schema), "name": name, "type": ptype}
+                    entry = {
+                        "id": "title" if ptype == "title" else _new_property_id(schema),
+                        "name": name,
+                        "type": ptype,
+                    }
                     config = spec.get(ptype) or {}
                     if ptype in ("select", "multi_select", "status"):
                         config = {"options": [self._option(name) for name in spec.get("options", [])]}
@@ -307,7 +330,12 @@ class NotionEmulator:
                     "last_edited_time": now,
                 }
                 sources.append(source_id)
-            self.databases[database_id] = {"id": database_id, "title": title, "data_sources": sources, "created_time": now}
+            self.databases[database_id] = {
+                "id": database_id,
+                "title": title,
+                "data_sources": sources,
+                "created_time": now,
+            }
             return database_id, sources[0]
 
     def add_crm_databases(self, entities=("deal", "contact", "activity"), ids: dict | None = None) -> dict:
@@ -341,17 +369,28 @@ class NotionEmulator:
         """Create a page as a person would; ``properties`` in simple form ({name: value})."""
         with self.lock:
             source = self.data_sources[data_source_id]
-            converted = {name: self._simple_to_request(source, name, value) for name, value in properties.items()}
+            converted = {
+                name: self._simple_to_request(source, name, value) for name, value in properties.items()
+            }
             page = self._create_page(source, converted, HUMAN_USER)
             return page["id"]
 
-    def human_edit(self, page_id: str, properties: dict | None = None, *, in_trash: bool | None = None) -> None:
+    def human_edit(
+        self, page_id: str, properties: dict | None = None, *, in_trash: bool | None = None
+    ) -> None:
         """Edit (or trash/restore) a page as a person would; bumps ``last_edited_time``."""
         with self.lock:
             page = self.pages[page_id]
             source = self.data_sources[page["data_source_id"]]
-            converted = {name: self._simple_to_request(source, name, value) for name, value in (properties or {}).items()}
-            self._update_page(page, {"properties": converted, **({} if in_trash is None else {"in_trash": in_trash})}, HUMAN_USER)
+            converted = {
+                name: self._simple_to_request(source, name, value)
+                for name, value in (properties or {}).items()
+            }
+            self._update_page(
+                page,
+                {"properties": converted, **({} if in_trash is None else {"in_trash": in_trash})},
+                HUMAN_USER,
+            )
 
     def hide(self, page_id: str, hidden: bool = True) -> None:
         """Make a page invisible to the integration (lost permission), without trashing it."""
@@ -433,7 +472,9 @@ class NotionEmulator:
             return sum(
                 1
                 for log in self.requests
-                if endpoint in (None, log.endpoint) and method in (None, log.method) and status in (None, log.status)
+                if endpoint in (None, log.endpoint)
+                and method in (None, log.method)
+                and status in (None, log.status)
             )
 
     def counts(self) -> Counter:
@@ -483,7 +524,11 @@ class NotionEmulator:
                     wait = self.bucket.take()
                     if wait:
                         retry_after = max(1, math.ceil(wait))
-                        raise NotionError(429, "You have been rate limited. Please try again in a few minutes.", headers={"Retry-After": str(retry_after)})
+                        raise NotionError(
+                            429,
+                            "You have been rate limited. Please try again in a few minutes.",
+                            headers={"Retry-After": str(retry_after)},
+                        )
                 if endpoint == "unknown":
                     _fail("Invalid request URL.", 400, "invalid_request_url")
                 data = self._parse_body(body) if method in ("POST", "PATCH") else {}
@@ -552,7 +597,9 @@ class NotionEmulator:
             "is_locked": False,
             "created_time": database["created_time"].isoformat(),
             "last_edited_time": database["created_time"].isoformat(),
-            "data_sources": [{"id": sid, "name": self.data_sources[sid]["name"]} for sid in database["data_sources"]],
+            "data_sources": [
+                {"id": sid, "name": self.data_sources[sid]["name"]} for sid in database["data_sources"]
+            ],
             "icon": None,
             "cover": None,
             "url": f"https://www.notion.so/{database_id.replace('-', '')}",
@@ -572,7 +619,9 @@ class NotionEmulator:
             "last_edited_time": iso(floor_minute(source["last_edited_time"])),
             "title": self._rich_text_items(source["name"]),
             "description": [],
-            "properties": {name: {**entry, "description": None} for name, entry in source["properties"].items()},
+            "properties": {
+                name: {**entry, "description": None} for name, entry in source["properties"].items()
+            },
             "parent": {"type": "database_id", "database_id": source["database_id"]},
             "is_inline": False,
             "in_trash": False,
@@ -598,7 +647,9 @@ class NotionEmulator:
         source = self._source(source_id)
         page_size = body.get("page_size", MAX_PAGE_SIZE)
         if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-            _fail(f"body failed validation: body.page_size should be ≤ `{MAX_PAGE_SIZE}`, instead was `{page_size}`.")
+            _fail(
+                f"body failed validation: body.page_size should be ≤ `{MAX_PAGE_SIZE}`, instead was `{page_size}`."
+            )
         in_trash = bool(body.get("in_trash", body.get("archived", False)))
         flt = body.get("filter")
         if flt is not None:
@@ -637,7 +688,10 @@ class NotionEmulator:
             "page_or_data_source": {},
         }
         if capped:
-            response["request_status"] = {"type": "incomplete", "incomplete_reason": "query_result_limit_reached"}
+            response["request_status"] = {
+                "type": "incomplete",
+                "incomplete_reason": "query_result_limit_reached",
+            }
         return response
 
     def _pages_create(self, query, body):
@@ -651,7 +705,9 @@ class NotionEmulator:
                 _fail("Databases with multiple data sources are not supported in this API version.")
             source_id = database["data_sources"][0]
         if source_id is None:
-            _fail("body failed validation: body.parent.data_source_id should be defined, instead was `undefined`.")
+            _fail(
+                "body failed validation: body.parent.data_source_id should be defined, instead was `undefined`."
+            )
         source = self._source(source_id)
         properties = body.get("properties") or {}
         if not isinstance(properties, dict):
@@ -673,7 +729,10 @@ class NotionEmulator:
     def _pages_properties_retrieve(self, page_id, property_id, query, body):
         page = self._page(page_id)
         source = self.data_sources[page["data_source_id"]]
-        entry = next((e for e in source["properties"].values() if e["id"] == property_id or e["name"] == property_id), None)
+        entry = next(
+            (e for e in source["properties"].values() if e["id"] == property_id or e["name"] == property_id),
+            None,
+        )
         if entry is None:
             self._not_found("property", property_id)
         value = page["properties"][entry["name"]]
@@ -687,7 +746,9 @@ class NotionEmulator:
         more = offset + len(chunk) < len(items)
         return {
             "object": "list",
-            "results": [{"object": "property_item", "id": entry["id"], "type": ptype, ptype: item} for item in chunk],
+            "results": [
+                {"object": "property_item", "id": entry["id"], "type": ptype, ptype: item} for item in chunk
+            ],
             "next_cursor": str(offset + len(chunk)) if more else None,
             "has_more": more,
             "type": "property_item",
@@ -735,7 +796,14 @@ class NotionEmulator:
 
     def _empty(self, entry):
         ptype = entry["type"]
-        empty = {"title": [], "rich_text": [], "multi_select": [], "relation": [], "people": [], "checkbox": False}
+        empty = {
+            "title": [],
+            "rich_text": [],
+            "multi_select": [],
+            "relation": [],
+            "people": [],
+            "checkbox": False,
+        }
         value = {"id": entry["id"], "type": ptype, ptype: empty.get(ptype)}
         if ptype == "relation":
             value["has_more"] = False
@@ -773,7 +841,9 @@ class NotionEmulator:
             return self._validate_rich_text(raw, f"{where}.{ptype}")
         if ptype == "number":
             if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
-                _fail(f"body failed validation: {where}.number should be a number or `null`, instead was `{json.dumps(raw)}`.")
+                _fail(
+                    f"body failed validation: {where}.number should be a number or `null`, instead was `{json.dumps(raw)}`."
+                )
             return raw
         if ptype in ("select", "status"):
             if raw is None:
@@ -785,7 +855,9 @@ class NotionEmulator:
             if not isinstance(raw, list):
                 _fail(f"body failed validation: {where}.multi_select should be an array.")
             if len(raw) > ARRAY_LIMIT:
-                _fail(f"body failed validation: {where}.multi_select.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`.")
+                _fail(
+                    f"body failed validation: {where}.multi_select.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`."
+                )
             return [self._option_for(entry, name, option, create=True) for option in raw]
         if ptype == "date":
             if raw is None:
@@ -795,14 +867,18 @@ class NotionEmulator:
             try:
                 parse_time(raw["start"])
             except ValueError:
-                _fail(f"body failed validation: {where}.date.start should be an ISO 8601 date, instead was `{raw['start']}`.")
+                _fail(
+                    f"body failed validation: {where}.date.start should be an ISO 8601 date, instead was `{raw['start']}`."
+                )
             return {"start": raw["start"], "end": raw.get("end"), "time_zone": raw.get("time_zone")}
         if ptype in ("email", "phone_number", "url"):
             limit = 2000 if ptype == "url" else 200
             if raw is not None and not isinstance(raw, str):
                 _fail(f"body failed validation: {where}.{ptype} should be a string or `null`.")
             if raw is not None and utf16_len(raw) > limit:
-                _fail(f"body failed validation: {where}.{ptype}.length should be ≤ `{limit}`, instead was `{utf16_len(raw)}`.")
+                _fail(
+                    f"body failed validation: {where}.{ptype}.length should be ≤ `{limit}`, instead was `{utf16_len(raw)}`."
+                )
             return raw
         if ptype == "checkbox":
             if not isinstance(raw, bool):
@@ -812,7 +888,9 @@ class NotionEmulator:
             if not isinstance(raw, list) or not all(isinstance(item, dict) and "id" in item for item in raw):
                 _fail(f"body failed validation: {where}.{ptype} should be an array of objects with an id.")
             if len(raw) > ARRAY_LIMIT:
-                _fail(f"body failed validation: {where}.{ptype}.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`.")
+                _fail(
+                    f"body failed validation: {where}.{ptype}.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`."
+                )
             return [{"id": item["id"]} for item in raw]
         _fail(f"Unsupported property type {ptype}.")
 
@@ -820,7 +898,9 @@ class NotionEmulator:
         if not isinstance(raw, list):
             _fail(f"body failed validation: {where} should be an array.")
         if len(raw) > ARRAY_LIMIT:
-            _fail(f"body failed validation: {where}.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`.")
+            _fail(
+                f"body failed validation: {where}.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`."
+            )
         items = []
         for index, item in enumerate(raw):
             text = item.get("text") if isinstance(item, dict) else None
@@ -855,7 +935,9 @@ class NotionEmulator:
         else:
             option_name = raw.get("name")
             if not isinstance(option_name, str) or not option_name:
-                _fail(f"body failed validation: body.properties.{name}.{ptype}.name should be a non-empty string.")
+                _fail(
+                    f"body failed validation: body.properties.{name}.{ptype}.name should be a non-empty string."
+                )
             if "," in option_name:
                 _fail(f"Option name for {name} cannot contain commas.")
             option = next((o for o in options if o["name"] == option_name), None)
@@ -871,7 +953,10 @@ class NotionEmulator:
         for name, value in page["properties"].items():
             ptype = value["type"]
             rendered = dict(value)
-            if ptype in ("title", "rich_text", "relation", "people") and len(value[ptype]) > PAGE_OBJECT_REFERENCE_LIMIT:
+            if (
+                ptype in ("title", "rich_text", "relation", "people")
+                and len(value[ptype]) > PAGE_OBJECT_REFERENCE_LIMIT
+            ):
                 rendered[ptype] = value[ptype][:PAGE_OBJECT_REFERENCE_LIMIT]
                 if ptype == "relation":
                     rendered["has_more"] = True
@@ -886,7 +971,11 @@ class NotionEmulator:
             "last_edited_by": page["last_edited_by"],
             "cover": None,
             "icon": None,
-            "parent": {"type": "data_source_id", "data_source_id": source["id"], "database_id": source["database_id"]},
+            "parent": {
+                "type": "data_source_id",
+                "data_source_id": source["id"],
+                "database_id": source["database_id"],
+            },
             "in_trash": page["in_trash"],
             "is_archived": page["in_trash"],
             "is_locked": False,
@@ -916,11 +1005,15 @@ class NotionEmulator:
         if "timestamp" in flt:
             field = flt["timestamp"]
             if field not in ("created_time", "last_edited_time"):
-                _fail(f"body failed validation: body.filter.timestamp should be created_time or last_edited_time, instead was `{field}`.")
+                _fail(
+                    f"body failed validation: body.filter.timestamp should be created_time or last_edited_time, instead was `{field}`."
+                )
             return self._date_matches(page[field], flt.get(field) or {})
         key = flt.get("property")
-        name = key if key in source["properties"] else next(
-            (n for n, e in source["properties"].items() if e["id"] == key), None
+        name = (
+            key
+            if key in source["properties"]
+            else next((n for n, e in source["properties"].items() if e["id"] == key), None)
         )
         if name is None:
             _fail(f"Could not find property with name or id: {key}")
@@ -936,13 +1029,17 @@ class NotionEmulator:
         return self._condition(ptype, raw, condition)
 
     def _condition(self, ptype, raw, condition) -> bool:
-        (op, operand), = condition.items()
+        ((op, operand),) = condition.items()
         if op == "is_empty":
             return raw in (None, [], "")
         if op == "is_not_empty":
             return raw not in (None, [], "")
         if ptype in ("title", "rich_text", "email", "phone_number", "url"):
-            text = "".join(item["plain_text"] for item in raw) if ptype in ("title", "rich_text") else (raw or "")
+            text = (
+                "".join(item["plain_text"] for item in raw)
+                if ptype in ("title", "rich_text")
+                else (raw or "")
+            )
             ops = {
                 "equals": text == operand,
                 "does_not_equal": text != operand,
@@ -984,13 +1081,15 @@ class NotionEmulator:
     def _date_matches(self, value, condition) -> bool:
         if len(condition) != 1:
             _fail("body failed validation: a date filter takes one condition.")
-        (op, operand), = condition.items()
+        ((op, operand),) = condition.items()
         if op in ("is_empty", "is_not_empty"):
             return (value is None) == (op == "is_empty")
         try:
             bound = parse_time(operand)
         except (TypeError, ValueError):
-            _fail(f"body failed validation: date filter `{op}` should be an ISO 8601 date, instead was `{operand}`.")
+            _fail(
+                f"body failed validation: date filter `{op}` should be an ISO 8601 date, instead was `{operand}`."
+            )
         if isinstance(bound, dt.datetime) != isinstance(value, dt.datetime):
             value = value.date() if isinstance(value, dt.datetime) else value
             bound = bound.date() if isinstance(bound, dt.datetime) else bound
@@ -1036,13 +1135,21 @@ class NotionEmulator:
         with self.lock:
             if method == "GET" and path == "/_emulator/state":
                 return 200, {
-                    "databases": {db["title"]: {"id": db_id, "data_sources": db["data_sources"]} for db_id, db in self.databases.items()},
+                    "databases": {
+                        db["title"]: {"id": db_id, "data_sources": db["data_sources"]}
+                        for db_id, db in self.databases.items()
+                    },
                     "requests": dict(self.counts()),
                     "now": iso(self.clock.now()),
                 }
             match = re.match(r"^/_emulator/data_sources/([^/]+)/pages$", path)
             if match and method == "GET":
-                return 200, {"pages": [{**p, "last_edited_time": iso(p["last_edited_time"])} for p in self.pages_in(match[1], include_trashed=True)]}
+                return 200, {
+                    "pages": [
+                        {**p, "last_edited_time": iso(p["last_edited_time"])}
+                        for p in self.pages_in(match[1], include_trashed=True)
+                    ]
+                }
             if match and method == "POST":
                 return 200, {"id": self.human_create(match[1], data.get("properties", {}))}
             match = re.match(r"^/_emulator/pages/([^/]+)$", path)
@@ -1089,11 +1196,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self.command, parts.path, parse_qs(parts.query), self.headers, body
                 )
         except NotionError as err:
-            status, headers, payload = err.status, {}, {"object": "error", "status": err.status, "code": err.code, "message": err.message}
-        try:
+            status, headers, payload = (
+                err.status,
+                {},
+                {"object": "error", "status": err.status, "code": err.code, "message": err.message},
+            )
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
             self._respond(status, payload, headers)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test)
 
     do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
 
@@ -1112,7 +1221,11 @@ def main(argv=None):
     emulator = NotionEmulator(token=args.token)
     if args.demo:
         emulator.add_crm_databases(
-            ids={"deal": args.deals_database_id, "contact": args.contacts_database_id, "activity": args.activities_database_id}
+            ids={
+                "deal": args.deals_database_id,
+                "contact": args.contacts_database_id,
+                "activity": args.activities_database_id,
+            }
         )
     emulator.set_rate_limit(args.rate_limit)
     emulator.start(args.host, args.port)

@@ -32,5 +32,7 @@ def notion_options(emulator, **overrides) -> dict:
 
 @pytest.fixture
 def notion_settings(settings, notion_emulator):
-    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(notion_emulator)}}}
+    settings.CRMSYNC = {
+        "CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(notion_emulator)}}
+    }
     yield settings.CRMSYNC

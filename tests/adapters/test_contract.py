@@ -1,8 +1,8 @@
 """The adapter contract, run against every shipped adapter."""
 
+from crmsync import testing
 from crmsync.adapters.local import LocalAdapter
 from crmsync.adapters.notion import NotionAdapter
-from crmsync import testing
 from crmsync.testing import FakeAdapter, NotionEmulator
 from crmsync.testing.pytest_plugin import notion_options
 

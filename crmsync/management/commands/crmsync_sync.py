@@ -36,8 +36,9 @@ class Command(BaseCommand):
     def format(self, summary: dict, *, as_json: bool) -> str:
         if as_json:
             return json.dumps(summary, sort_keys=True)
-        counts = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in summary.items()
-                           if isinstance(value, int))
+        counts = ", ".join(
+            f"{key.replace('_', ' ')} {value}" for key, value in summary.items() if isinstance(value, int)
+        )
         line = f"{summary['connection']}: {summary['status']} in {summary['duration']:.1f}s — {counts}"
         if summary["error_summary"]:
             line += "\n  " + summary["error_summary"].replace("\n", "\n  ")
