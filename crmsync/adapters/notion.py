@@ -16,8 +16,9 @@ of the connection's request budget (shared by every process, see ``ratelimit``).
 import contextlib
 import datetime as dt
 import logging
+import random
 
-from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception
 
 from ..entities import ENTITIES
 from ..exceptions import (
@@ -73,6 +74,8 @@ class NotionAdapter(CRMAdapter):
         "burst": 1,
         "timeout": 30.0,
         "max_retries": 5,
+        # Seconds before the first retry; doubles with each one (capped at 30 s).
+        "retry_backoff": 0.5,
         # Longest single wait between retries; a Retry-After beyond it gives up instead.
         "max_retry_wait": 120.0,
         # {entity: {field: "Property" | ("Property", "type") | None}} over DESIGN §4.
@@ -108,6 +111,7 @@ class NotionAdapter(CRMAdapter):
         self._client = None
         self._data_sources: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
+        self._warned: set = set()
         self._requests = 0
         rate = self.options["requests_per_second"]
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
@@ -198,7 +202,9 @@ class NotionAdapter(CRMAdapter):
         raise err
 
     def _wait(self, retry_state) -> float:
-        backoff = wait_exponential_jitter(initial=0.5, max=30)(retry_state)
+        # Exponential backoff with "equal jitter": half fixed, half random.
+        ceiling = min(30.0, self.options["retry_backoff"] * 2 ** (retry_state.attempt_number - 1))
+        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)
         retry_after = getattr(retry_state.outcome.exception(), "retry_after", None) or 0
         if retry_after and self.budget:
             self.budget.hold_off(retry_after)
@@ -318,29 +324,42 @@ class NotionAdapter(CRMAdapter):
                 return {**value, ptype: items, "has_more": False}
 
     def to_properties(self, entity: str, values: dict) -> dict:
-        """Request properties for ``values``; refuses what Notion would refuse (MappingError)."""
-        mapping = self.mapping(entity)
+        """Request properties for ``values``; refuses what Notion would refuse (MappingError).
+
+        The data source's schema (read once) decides how a property is written (select
+        and status differ; status options must exist). Mapped properties the data
+        source lacks are left out and logged once; ``crmsync_check`` lists them.
+        """
+        schema = self.schema(entity)
+        mapping = {}
+        for field, (prop, ptype) in self.mapping(entity).items():
+            if prop in schema:
+                mapping[field] = (prop, ptype)
+            elif (entity, prop) not in self._warned:
+                self._warned.add((entity, prop))
+                logger.warning(
+                    "%s: Notion property %r (for %s.%s) does not exist; it is not synced",
+                    self.alias,
+                    prop,
+                    entity,
+                    field,
+                )
         options = self.choice_options(entity)
-        types = None
-        if any(field in values and mapping[field][1] in ("select", "status") for field in mapping):
-            # select and status are written differently, and status options must exist:
-            # the data source says which one the property is.
-            schema = self.schema(entity)
-            types = {name: entry.get("type") for name, entry in schema.items()}
-            for field, value in values.items():
-                if field not in mapping or value is None:
-                    continue
-                prop = mapping[field][0]
-                if types.get(prop) == "status":
-                    name = options.get(field, {}).get(value, value)
-                    known = {o["name"] for o in schema[prop].get("status", {}).get("options", [])}
-                    if name not in known:
-                        raise MappingError(
-                            f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
-                            f"(options: {', '.join(sorted(known))})",
-                            field=field,
-                            prop=prop,
-                        )
+        types = {name: entry.get("type") for name, entry in schema.items()}
+        for field, value in values.items():
+            if field not in mapping or value is None:
+                continue
+            prop = mapping[field][0]
+            if types.get(prop) == "status":
+                name = options.get(field, {}).get(value, value)
+                known = {o["name"] for o in schema[prop].get("status", {}).get("options", [])}
+                if name not in known:
+                    raise MappingError(
+                        f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
+                        f"(options: {', '.join(sorted(known))})",
+                        field=field,
+                        prop=prop,
+                    )
         return props.values_to_properties(values, mapping, options, types)
 
     # --- Hooks ---------------------------------------------------------------------------------

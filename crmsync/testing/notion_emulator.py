@@ -264,7 +264,10 @@ class NotionEmulator:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="notion-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="notion-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -26,6 +26,7 @@ def notion_options(emulator, **overrides) -> dict:
         "activities_database_id": emulator.ids.get("activity"),
         "requests_per_second": None,
         "timeout": 5,
+        "retry_backoff": 0.01,
         **overrides,
     }
 
