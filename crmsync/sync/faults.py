@@ -12,7 +12,9 @@ def point(name: str) -> None:
     spec = os.environ.get("CRMSYNC_FAULT")
     if not spec:
         return
-    target, _, nth = spec.partition(":")
+    target, _, nth = spec.rpartition(":")
+    if not nth.isdigit():
+        target, nth = spec, "1"
     if target != name:
         return
     _hits[name] = _hits.get(name, 0) + 1

@@ -1,0 +1,176 @@
+"""crmsync_sync and crmsync_check, in process and as real (killed) subprocesses."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+
+from crmsync.models import Opportunity, SyncConnection, SyncLink, SyncRun
+from crmsync.sync.engine import SyncEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_KEYS = {
+    "connection", "created_local", "created_remote", "updated_local", "updated_remote", "archived",
+    "conflicts", "errors", "requests",
+}
+
+
+def run_json(**kwargs) -> list[dict]:
+    out = StringIO()
+    call_command("crmsync_sync", "--json", stdout=out, **kwargs)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.django_db
+def test_json_summary_has_the_documented_keys(notion_settings, notion_emulator):
+    Opportunity.objects.create(name="Acme")
+    (summary,) = run_json(connection="notion")
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["created_remote"] == 1 and summary["status"] == "success"
+    assert summary["requests"] == notion_emulator.count()
+
+
+@pytest.mark.django_db
+def test_plain_summary_and_skipped_connection_exit_zero(notion_settings, notion_emulator):
+    assert SyncEngine("notion", owner="someone-else").acquire_lease()
+    out = StringIO()
+    call_command("crmsync_sync", stdout=out)
+    assert "notion: skipped" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_failed_run_exits_1(notion_settings, notion_emulator):
+    notion_emulator.tokens.clear()  # every request answers 401
+    with pytest.raises(CommandError) as caught:
+        run_json()
+    assert caught.value.returncode == 1
+    assert SyncRun.objects.get().status == "failed"
+    assert "unauthorized" in SyncRun.objects.get().error_summary
+
+
+@pytest.mark.django_db
+def test_unknown_connection_is_a_command_error_naming_the_setting(notion_settings):
+    with pytest.raises(CommandError, match=r'CRMSYNC\["CONNECTIONS"\]'):
+        call_command("crmsync_sync", connection="hubspot")
+
+
+@pytest.mark.django_db
+def test_check_command_reports_schema_problems(settings, notion_emulator):
+    from crmsync.testing.pytest_plugin import notion_options
+
+    database, _ = notion_emulator.create_database("Deals", {"Name": "title", "Value": "rich_text"})
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(
+        notion_emulator, database_id=database, contacts_database_id=None, activities_database_id=None)}}}
+    with pytest.raises(CommandError) as caught:
+        call_command("crmsync_check")
+    assert "'Value' is rich_text, expected number" in str(caught.value)
+    assert "'CRM Sync ID' (rich_text, for id) is missing" in str(caught.value)
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(
+        notion_emulator, contacts_database_id=None, activities_database_id=None)}}}
+    out = StringIO()
+    call_command("crmsync_check", stdout=out)
+    assert "notion: OK" in out.getvalue()
+
+
+# --- Real worker processes, killed with SIGKILL ---------------------------------------
+
+
+def database_url() -> str:
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    host = settings["HOST"] or "127.0.0.1"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{settings['USER']}{password}@{host}:{settings['PORT'] or 5432}/{settings['NAME']}"
+
+
+def worker(emulator, fault: str | None = None) -> subprocess.CompletedProcess:
+    """``manage.py crmsync_sync`` in its own process, configured through the environment."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "SECRET_KEY": "test",
+        "DATABASE_URL": database_url(),
+        "CRMSYNC_NOTION_TOKEN": emulator.token,
+        "CRMSYNC_NOTION_API_URL": emulator.url,
+        "CRMSYNC_NOTION_DATABASE_ID": emulator.ids["deal"],
+        "CRMSYNC_NOTION_CONTACTS_DATABASE_ID": emulator.ids["contact"],
+        "CRMSYNC_NOTION_RPS": "1000",
+        "CRMSYNC_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CRMSYNC_FAULT", None)
+    if fault:
+        env["CRMSYNC_FAULT"] = fault
+    return subprocess.run(
+        [sys.executable, "manage.py", "crmsync_sync", "--json"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def expire_leases():
+    """What LEASE_SECONDS does for a killed worker's lease, without waiting for it."""
+    SyncConnection.objects.update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+def remote_sync_ids(emulator) -> list[str]:
+    return sorted(p["values"]["CRM Sync ID"] for p in emulator.pages_in(emulator.ids["deal_source"]))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fault", ["push:after-create:3", "push:before-create:2", "push:after-update:1"])
+def test_killed_mid_push_loses_nothing_and_duplicates_nothing(notion_emulator, fault):
+    deals = [Opportunity.objects.create(name=f"Deal {i}") for i in range(5)]
+    assert worker(notion_emulator).returncode == 0
+    for deal in deals:
+        deal.stage = "negotiation"
+        deal.save()
+    more = [Opportunity.objects.create(name=f"New {i}") for i in range(5)]
+    killed = worker(notion_emulator, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert "skipped" in worker(notion_emulator).stdout  # the dead worker's lease still holds
+    expire_leases()
+    finished = worker(notion_emulator)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert remote_sync_ids(notion_emulator) == sorted(str(d.pk) for d in deals + more), finished.stdout
+    stages = {p["values"]["Name"]: p["values"]["Stage"] for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"])}
+    assert all(stages[f"Deal {i}"] == "Negotiation" for i in range(5))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_killed_mid_pull_resumes_without_duplicates(notion_emulator):
+    source = notion_emulator.ids["deal_source"]
+    for index in range(250):  # three result pages
+        notion_emulator.human_create(source, {"Name": f"Remote {index}", "Stage": "Discovery"})
+    killed = worker(notion_emulator, "pull:page:3")  # contacts (empty), deals page 1, then die
+    assert killed.returncode == -signal.SIGKILL
+    partial = Opportunity.objects.count()
+    assert 100 <= partial < 250
+    expire_leases()
+    finished = worker(notion_emulator)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert Opportunity.objects.count() == 250
+    assert SyncLink.objects.filter(entity="deal").count() == 250
+    assert sorted(remote_sync_ids(notion_emulator)) == sorted(str(pk) for pk in Opportunity.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_killed_before_the_sync_id_write_back_links_on_the_next_run(notion_emulator):
+    page = notion_emulator.human_create(notion_emulator.ids["deal_source"], {"Name": "Remote"})
+    assert worker(notion_emulator, "pull:before-sync-id").returncode == -signal.SIGKILL
+    expire_leases()
+    assert worker(notion_emulator).returncode == 0
+    deal = Opportunity.objects.get()
+    assert notion_emulator.page_values(page)["CRM Sync ID"] == str(deal.pk)
