@@ -68,8 +68,9 @@ class SyncedModel(models.Model):
         return names
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):
+        # **kwargs: Django 6.1 passes fetch_mode.
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._sync_snapshot = instance._take_snapshot()
         return instance
 

@@ -69,6 +69,7 @@ def test_unimportable_adapter_path_is_a_configuration_error():
         connections["crm"]
 
 
+@pytest.mark.django_db
 def test_system_checks_report_bad_configuration_at_startup():
     bad = {"CONNECTIONS": {"crm": {"ADAPTER": "hubspot"}}, "SYNC_INTERVAL": 90, "TYPO": 1}
     with override_settings(CRMSYNC=bad):

@@ -406,6 +406,18 @@ class NotionEmulator:
             page = self.pages[page_id]
             return {name: self._simple(value) for name, value in page["properties"].items()}
 
+    def find_page(self, database_title: str, title: str) -> str:
+        """The id of the page titled ``title`` in the database titled ``database_title``."""
+        with self.lock:
+            sources = {sid for db in self.databases.values() if db["title"] == database_title for sid in db["data_sources"]}
+            for page in self.pages.values():
+                if page["data_source_id"] in sources:
+                    values = self.page_values(page["id"])
+                    titles = [values[n] for n, v in page["properties"].items() if v["type"] == "title"]
+                    if title in titles:
+                        return page["id"]
+        raise NotionError(404, f"No page titled {title!r} in {database_title!r}", "object_not_found")
+
     def pages_in(self, data_source_id: str, *, include_trashed: bool = False) -> list[dict]:
         """Snapshots of a data source's pages: {"id", "in_trash", "last_edited_time", "values"}."""
         with self.lock:
@@ -1159,6 +1171,11 @@ class NotionEmulator:
             if match and method in ("POST", "PATCH"):
                 self.human_edit(match[1], data.get("properties"), in_trash=data.get("in_trash"))
                 return 200, {"id": match[1], "values": self.page_values(match[1])}
+            if path == "/_emulator/human-edit" and method == "POST":
+                # {"database": "Deals", "title": "Acme", "properties": {...}, "in_trash": bool}
+                page_id = self.find_page(data["database"], data["title"])
+                self.human_edit(page_id, data.get("properties"), in_trash=data.get("in_trash"))
+                return 200, {"id": page_id, "values": self.page_values(page_id)}
             if path == "/_emulator/clock" and method == "POST":
                 if "set" in data:
                     self.clock.set(parse_time(data["set"]))
