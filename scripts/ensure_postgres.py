@@ -12,8 +12,13 @@ import psycopg
 
 def connect(config):
     return psycopg.connect(
-        host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432, user=config["USER"] or "postgres",
-        password=config["PASSWORD"] or None, dbname="postgres", connect_timeout=3, autocommit=True,
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        user=config["USER"] or "postgres",
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        connect_timeout=3,
+        autocommit=True,
     )
 
 
@@ -24,10 +29,14 @@ def main(url: str) -> None:
     except psycopg.OperationalError as first_error:
         clusters = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
         if not (shutil.which("pg_ctlcluster") and clusters):
-            sys.exit(f"PostgreSQL at {url} does not answer ({first_error}).\n"
-                     "Start one, or point the tests at yours with TEST_POSTGRES_URL=postgres://USER:PASS@HOST:PORT/DB.")
+            sys.exit(
+                f"PostgreSQL at {url} does not answer ({first_error}).\n"
+                "Start one, or point the tests at yours with TEST_POSTGRES_URL=postgres://USER:PASS@HOST:PORT/DB."
+            )
         print(f"==> starting PostgreSQL {clusters[-1].name}")
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1].name, "main", "start"], check=False)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1].name, "main", "start"], check=False
+        )
         for _ in range(30):
             try:
                 connection = connect(config)

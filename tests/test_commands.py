@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from pathlib import Path
 
@@ -20,8 +22,15 @@ from crmsync.sync.engine import SyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = {
-    "connection", "created_local", "created_remote", "updated_local", "updated_remote", "archived",
-    "conflicts", "errors", "requests",
+    "connection",
+    "created_local",
+    "created_remote",
+    "updated_local",
+    "updated_remote",
+    "archived",
+    "conflicts",
+    "errors",
+    "requests",
 }
 
 
@@ -69,14 +78,33 @@ def test_check_command_reports_schema_problems(settings, notion_emulator):
     from crmsync.testing.pytest_plugin import notion_options
 
     database, _ = notion_emulator.create_database("Deals", {"Name": "title", "Value": "rich_text"})
-    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(
-        notion_emulator, database_id=database, contacts_database_id=None, activities_database_id=None)}}}
+    settings.CRMSYNC = {
+        "CONNECTIONS": {
+            "notion": {
+                "ADAPTER": "notion",
+                "OPTIONS": notion_options(
+                    notion_emulator,
+                    database_id=database,
+                    contacts_database_id=None,
+                    activities_database_id=None,
+                ),
+            }
+        }
+    }
     with pytest.raises(CommandError) as caught:
         call_command("crmsync_check")
     assert "'Value' is rich_text, expected number" in str(caught.value)
     assert "'CRM Sync ID' (rich_text, for id) is missing" in str(caught.value)
-    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(
-        notion_emulator, contacts_database_id=None, activities_database_id=None)}}}
+    settings.CRMSYNC = {
+        "CONNECTIONS": {
+            "notion": {
+                "ADAPTER": "notion",
+                "OPTIONS": notion_options(
+                    notion_emulator, contacts_database_id=None, activities_database_id=None
+                ),
+            }
+        }
+    }
     out = StringIO()
     call_command("crmsync_check", stdout=out)
     assert "notion: OK" in out.getvalue()
@@ -112,8 +140,12 @@ def worker(emulator, fault: str | None = None) -> subprocess.CompletedProcess:
     if fault:
         env["CRMSYNC_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, "manage.py", "crmsync_sync", "--json"], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "manage.py", "crmsync_sync", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -143,7 +175,10 @@ def test_killed_mid_push_loses_nothing_and_duplicates_nothing(notion_emulator, f
     finished = worker(notion_emulator)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert remote_sync_ids(notion_emulator) == sorted(str(d.pk) for d in deals + more), finished.stdout
-    stages = {p["values"]["Name"]: p["values"]["Stage"] for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"])}
+    stages = {
+        p["values"]["Name"]: p["values"]["Stage"]
+        for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"])
+    }
     assert all(stages[f"Deal {i}"] == "Negotiation" for i in range(5))
 
 
@@ -162,7 +197,9 @@ def test_killed_mid_pull_resumes_without_duplicates(notion_emulator):
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert Opportunity.objects.count() == 250
     assert SyncLink.objects.filter(entity="deal").count() == 250
-    assert sorted(remote_sync_ids(notion_emulator)) == sorted(str(pk) for pk in Opportunity.objects.values_list("pk", flat=True))
+    assert sorted(remote_sync_ids(notion_emulator)) == sorted(
+        str(pk) for pk in Opportunity.objects.values_list("pk", flat=True)
+    )
 
 
 @pytest.mark.slow
@@ -174,3 +211,18 @@ def test_killed_before_the_sync_id_write_back_links_on_the_next_run(notion_emula
     assert worker(notion_emulator).returncode == 0
     deal = Opportunity.objects.get()
     assert notion_emulator.page_values(page)["CRM Sync ID"] == str(deal.pk)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_workers_one_runs_the_other_is_skipped(notion_emulator):
+    Opportunity.objects.create(name="Acme")
+    # The first worker's first query answers after 3 s, so the two runs overlap.
+    notion_emulator.fail_next(status=None, delay=3.0, endpoint="data_sources.query")
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(worker, notion_emulator)
+        time.sleep(1.5)
+        second = pool.submit(worker, notion_emulator)
+        outputs = sorted(json.loads(f.result().stdout)["status"] for f in (first, second))
+    assert outputs == ["skipped", "success"]
+    assert len(notion_emulator.pages_in(notion_emulator.ids["deal_source"])) == 1

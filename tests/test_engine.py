@@ -406,3 +406,17 @@ def test_local_save_during_merge_is_never_overwritten(notion_settings, notion_em
     engine.merge_linked("deal", record, link, stale)
     deal.refresh_from_db()
     assert (deal.stage, deal.notes) == ("negotiation", "from notion")
+
+
+def test_a_time_boxed_run_stops_and_the_next_resumes(notion_settings, notion_emulator):
+    source = notion_emulator.ids["deal_source"]
+    for index in range(150):
+        notion_emulator.human_create(source, {"Name": f"Remote {index}"})
+    # The first page of deals (after the contacts query) arrives after the time limit.
+    notion_emulator.fail_next(status=None, delay=0.5, skip=1, endpoint="data_sources.query")
+    first = SyncEngine("notion", time_limit=0.3).run()
+    assert first.status == RunStatus.PARTIAL
+    assert Opportunity.objects.count() == 100  # the page it had was finished
+    sync()
+    assert Opportunity.objects.count() == 150
+    assert len({p["values"]["CRM Sync ID"] for p in notion_emulator.pages_in(source)}) == 150

@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_schedule_per_connection_is_upserted_by_name(settings):
-    settings.CRMSYNC = {"CONNECTIONS": {"a": {"ADAPTER": "local"}, "b": {"ADAPTER": "local"}}, "SYNC_INTERVAL": 300}
+    settings.CRMSYNC = {
+        "CONNECTIONS": {"a": {"ADAPTER": "local"}, "b": {"ADAPTER": "local"}},
+        "SYNC_INTERVAL": 300,
+    }
     ensure_schedules()
     ensure_schedules()
     schedules = Schedule.objects.filter(name__startswith="crmsync:sync:")
@@ -50,10 +53,20 @@ def test_prune_removes_old_runs_and_resolved_conflicts(settings):
     old = timezone.now() - dt.timedelta(days=31)
     SyncRun.objects.create(connection="a", started_at=old)
     SyncRun.objects.create(connection="a")
-    common = {"connection": "a", "entity": "deal", "field": "stage", "rule": Owner.SHARED, "winner": Winner.LOCAL,
-              "reason": "x"}
-    stale = Conflict.objects.create(object_id="00000000-0000-4000-8000-000000000001", status=ConflictStatus.RESOLVED, **common)
-    still_open = Conflict.objects.create(object_id="00000000-0000-4000-8000-000000000002", status=ConflictStatus.OPEN, **common)
+    common = {
+        "connection": "a",
+        "entity": "deal",
+        "field": "stage",
+        "rule": Owner.SHARED,
+        "winner": Winner.LOCAL,
+        "reason": "x",
+    }
+    stale = Conflict.objects.create(
+        object_id="00000000-0000-4000-8000-000000000001", status=ConflictStatus.RESOLVED, **common
+    )
+    still_open = Conflict.objects.create(
+        object_id="00000000-0000-4000-8000-000000000002", status=ConflictStatus.OPEN, **common
+    )
     Conflict.objects.filter(pk__in=[stale.pk, still_open.pk]).update(updated_at=old)
     assert prune_history() == 2
     assert SyncRun.objects.count() == 1

@@ -198,6 +198,7 @@ class Fault:
     after: bool = False
     delay: float = 0.0
     retry_after: int | None = None
+    skip: int = 0  # let this many matching requests through first
 
     def matches(self, method, endpoint):
         return (self.method in (None, method)) and (self.endpoint in (None, endpoint))
@@ -409,7 +410,12 @@ class NotionEmulator:
     def find_page(self, database_title: str, title: str) -> str:
         """The id of the page titled ``title`` in the database titled ``database_title``."""
         with self.lock:
-            sources = {sid for db in self.databases.values() if db["title"] == database_title for sid in db["data_sources"]}
+            sources = {
+                sid
+                for db in self.databases.values()
+                if db["title"] == database_title
+                for sid in db["data_sources"]
+            }
             for page in self.pages.values():
                 if page["data_source_id"] in sources:
                     values = self.page_values(page["id"])
@@ -529,7 +535,10 @@ class NotionEmulator:
         try:
             with self.lock:
                 fault = next((f for f in self.faults if f.count > 0 and f.matches(method, endpoint)), None)
-                if fault:
+                if fault and fault.skip:
+                    fault.skip -= 1
+                    fault = None
+                elif fault:
                     fault.count -= 1
                     delay = fault.delay
                 self._check_access(headers, endpoint)
@@ -1189,6 +1198,10 @@ class _Handler(BaseHTTPRequestHandler):
     emulator: NotionEmulator
     protocol_version = "HTTP/1.1"
     server_version = "NotionEmulator"
+    # One write per response and no Nagle delay: headers and body in separate small
+    # segments would wait on the client's delayed ACK (~40 ms a request).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
         pass
