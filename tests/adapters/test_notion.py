@@ -18,7 +18,6 @@ from crmsync.exceptions import (
     MappingError,
     TransientAdapterError,
 )
-from crmsync.testing import NotionEmulator
 from crmsync.testing.pytest_plugin import notion_options
 
 pytestmark = pytest.mark.django_db
