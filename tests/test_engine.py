@@ -420,3 +420,58 @@ def test_a_time_boxed_run_stops_and_the_next_resumes(notion_settings, notion_emu
     sync()
     assert Opportunity.objects.count() == 150
     assert len({p["values"]["CRM Sync ID"] for p in notion_emulator.pages_in(source)}) == 150
+
+
+@pytest.mark.parametrize(
+    ("choice", "value", "expected_stage", "notion_stage"),
+    [
+        ("take_remote", None, "closed_won", "Closed Won"),
+        ("keep_local", None, "negotiation", "Negotiation"),
+        ("value", "discovery", "discovery", "Discovery"),
+    ],
+)
+def test_resolving_a_held_conflict_is_applied_by_the_next_sync(
+    notion_settings, notion_emulator, django_user_model, choice, value, expected_stage, notion_stage
+):
+    from crmsync.sync.engine import resolve_conflict
+
+    FieldOwnership.objects.create(connection="notion", entity="deal", field="stage", owner=Owner.MANUAL)
+    deal = make_deal()
+    sync()
+    deal.stage = "negotiation"
+    deal.save()
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Closed Won"})
+    sync()
+    conflict = Conflict.objects.get(field="stage", status=ConflictStatus.OPEN)
+    staff = django_user_model.objects.create_user("staff")
+    resolve_conflict(conflict, choice, value=value, user=staff)
+    sync()
+    deal.refresh_from_db()
+    assert deal.stage == expected_stage
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == notion_stage
+    conflict.refresh_from_db()
+    assert (conflict.status, conflict.resolved_by) == (ConflictStatus.RESOLVED, staff)
+    assert not Conflict.objects.filter(status=ConflictStatus.OPEN).exists()
+    notion_emulator.reset_counters()
+    sync()
+    assert notion_emulator.writes() == 0
+
+
+def test_resolving_refuses_bad_values_and_resolved_conflicts(notion_settings, notion_emulator):
+    from crmsync.exceptions import MappingError
+    from crmsync.sync.engine import resolve_conflict
+
+    deal = make_deal()
+    sync()
+    notion_emulator.human_edit(page_of(deal), {"Stage": "On Hold"})
+    sync()
+    conflict = Conflict.objects.get(field="stage")
+    with pytest.raises(MappingError):
+        resolve_conflict(conflict, "take_remote")  # "On Hold" is no local stage
+    with pytest.raises(MappingError):
+        resolve_conflict(conflict, "value", value="won")
+    resolve_conflict(conflict, "keep_local")
+    with pytest.raises(ValueError, match="already resolved"):
+        resolve_conflict(conflict, "keep_local")
+    sync()
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Proposal"

@@ -32,7 +32,7 @@ from django.utils import timezone
 from ..adapters.base import Unmapped
 from ..choices import ConflictStatus, Owner, RunStatus, Winner
 from ..conf import app_settings
-from ..entities import ENTITIES
+from ..entities import ENTITIES, normal_values
 from ..exceptions import (
     AdapterError,
     AmbiguousWriteError,
@@ -323,7 +323,9 @@ class SyncEngine:
                 remote_modified_at=record.modified_at,
                 remote_archived=record.archived,
             )
-            self.record_unmapped(entity, instance, record)
+            self.record_unmapped(
+                entity, instance, record, {k: v for k, v in record.values.items() if isinstance(v, Unmapped)}
+            )
             if duplicate_of is not None:
                 self.save_decisions(
                     entity,
@@ -346,7 +348,8 @@ class SyncEngine:
         # Write the new record's UUID back as the page's CRM Sync ID (one update).
         self.send_update(entity, link, {}, sync_id=instance.pk)
 
-    def record_unmapped(self, entity, instance, record) -> None:
+    def record_unmapped(self, entity, instance, record, unmapped: dict) -> None:
+        """An open conflict for each remote value with no local equivalent."""
         decisions = [
             Decision(
                 field,
@@ -358,8 +361,7 @@ class SyncEngine:
                 f"unmapped value: {value.raw!r} has no local equivalent",
                 ConflictStatus.OPEN,
             )
-            for field, value in record.values.items()
-            if isinstance(value, Unmapped)
+            for field, value in unmapped.items()
         ]
         if decisions:
             local = local_values(instance)
@@ -372,10 +374,20 @@ class SyncEngine:
         alone). One local write and at most one remote update."""
         if instance is None:
             return  # the local record was hard-deleted; nothing to merge into
+        unmapped = {}
         if record is None:
             remote_values = {k: v for k, v in link.base.items() if k not in held}
         else:
-            remote_values = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)}
+            remote_values = {}
+            for name, value in record.values.items():
+                if not isinstance(value, Unmapped):
+                    remote_values[name] = value
+                elif link.base.get(name) == str(value.raw):
+                    # Staff kept the local value against this remote value: compare as is,
+                    # so the local value is pushed.
+                    remote_values[name] = str(value.raw)
+                else:
+                    unmapped[name] = value
         remote_archived = link.remote_archived if record is None else record.archived
         local = local_values(instance)
         unchanged = (
@@ -384,7 +396,7 @@ class SyncEngine:
             and remote_archived == link.remote_archived
             and all(local.get(k) == link.base.get(k) for k in link.base)
             and (record.sync_id or "") == str(instance.pk)
-            and not any(isinstance(v, Unmapped) for v in record.values.values())
+            and not unmapped
         )
         if unchanged and instance.archived == remote_archived:
             return  # our own echo, or a page edited elsewhere with nothing we sync
@@ -405,8 +417,8 @@ class SyncEngine:
                 link.remote_modified_at = remote_time
                 link.remote_archived = remote_archived
                 link.save(update_fields=["base", "remote_modified_at", "remote_archived", "updated_at"])
-                if record is not None:
-                    self.record_unmapped(entity, instance, record)
+                if unmapped:
+                    self.record_unmapped(entity, instance, record, unmapped)
                 self.save_decisions(entity, instance, result.decisions, record, agreed=result.agreed)
         except LocalChangedMeanwhile:
             if attempts <= 1:
@@ -645,3 +657,58 @@ def _uuid(value) -> uuid.UUID | None:
 
 def _iso(moment: dt.datetime | None) -> str:
     return (moment or timezone.now()).isoformat()
+
+
+class Resolution:
+    KEEP_LOCAL = "keep_local"
+    TAKE_REMOTE = "take_remote"
+    VALUE = "value"
+    CHOICES = (KEEP_LOCAL, TAKE_REMOTE, VALUE)
+
+
+def resolve_conflict(conflict: Conflict, choice: str, *, value=None, user=None) -> Conflict:
+    """Resolve a conflict the way staff chose; the next sync applies it to both sides.
+
+    ``keep_local`` pushes the local value, ``take_remote`` writes the remote value
+    locally, ``value`` sets both sides to ``value``. The local write is an ordinary save
+    (it enters the outbox); the link's base is set to the remote value seen, so the next
+    run pushes whatever differs from it. Raises MappingError for a value the field cannot
+    hold and ValueError for a conflict already resolved or an unknown choice.
+    """
+    if choice not in Resolution.CHOICES:
+        raise ValueError(f"Unknown resolution {choice!r}: use one of {', '.join(Resolution.CHOICES)}.")
+    if conflict.status == ConflictStatus.RESOLVED:
+        raise ValueError("This conflict is already resolved.")
+    entity = ENTITIES[conflict.entity]
+    queryset = entity.get_model()._default_manager.all()
+    if conflict.entity == "deal":
+        queryset = queryset.select_related("contact")
+    instance = queryset.get(pk=conflict.object_id)
+    field = conflict.field
+    if field not in entity.field_names:
+        raise ValueError(f"Field {field!r} cannot be resolved here; edit the record instead.")
+    if choice == Resolution.KEEP_LOCAL:
+        target = local_values(instance)[field]
+    elif choice == Resolution.TAKE_REMOTE:
+        target = conflict.remote_value
+    else:
+        target = normal_values(entity, {field: value})[field]
+    with transaction.atomic():
+        if local_values(instance)[field] != target:
+            apply_values(instance, {field: target})
+            instance.save()
+        link = SyncLink.objects.filter(
+            connection=conflict.connection, entity=conflict.entity, local_id=instance.pk
+        ).first()
+        if link is not None:
+            # The remote holds remote_value: whatever differs from it is pushed next run.
+            link.base = {**link.base, field: conflict.remote_value}
+            link.save(update_fields=["base", "updated_at"])
+            mark_dirty(conflict.entity, [instance.pk])
+        conflict.status = ConflictStatus.RESOLVED
+        conflict.winner = Winner.REMOTE if target == conflict.remote_value else Winner.LOCAL
+        conflict.reason = f"resolved by staff: {choice.replace('_', ' ')}"[:255]
+        conflict.resolved_by = user if user is not None and user.is_authenticated else None
+        conflict.resolved_at = timezone.now()
+        conflict.save()
+    return conflict
