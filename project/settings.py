@@ -34,6 +34,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "crmsync",
     "project",
@@ -112,6 +116,37 @@ if os.environ.get("REDIS_URL"):
     Q_CLUSTER["redis"] = os.environ["REDIS_URL"]
 else:
     Q_CLUSTER["orm"] = "default"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: unauthenticated requests get 401 with WWW-Authenticate, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "60/minute", "user": "1200/minute"},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "crmsync API",
+    "DESCRIPTION": "Deals, contacts and activities in two-way sync with a CRM.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Interactive docs from the sidecar package: they work offline, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crmsync.api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {"OwnerEnum": "crmsync.choices.Owner", "WinnerEnum": "crmsync.choices.Winner"},
+}
 
 CRMSYNC = {"CONNECTIONS": {}, "SYNC_INTERVAL": 60}
 if os.environ.get("CRMSYNC_NOTION_TOKEN"):

@@ -1,0 +1,226 @@
+"""Serializers of the REST API. Model validation (ranges, choices) comes from the model
+fields; the sync's rules (CRM-owned fields, append-only activities) are checked here."""
+
+from django.db.models import Model
+from rest_framework import serializers
+
+from ..choices import Owner
+from ..models import Activity, Conflict, Contact, Opportunity, SyncLink, SyncRun
+from ..sync.engine import Resolution
+from ..sync.ownership import owners
+
+
+def crm_owned_fields(instance: Model) -> dict[str, str]:
+    """{field: connection} for fields the CRM owns (human) on a linked record."""
+    aliases = SyncLink.objects.filter(entity=instance.entity_name, local_id=instance.pk).values_list(
+        "connection", flat=True
+    )
+    owned = {}
+    for alias in aliases:
+        for field, owner in owners(alias, instance.entity_name).items():
+            if owner == Owner.HUMAN:
+                owned.setdefault(field, alias)
+    return owned
+
+
+class SyncedModelSerializer(serializers.ModelSerializer):
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if self.instance is not None:
+            errors = {}
+            for field, alias in crm_owned_fields(self.instance).items():
+                if field in attrs and attrs[field] != getattr(self.instance, field):
+                    errors[field] = (
+                        f"{field} is owned by the CRM (owner: human) on connection {alias!r}: "
+                        "change it in the CRM; a local edit would be replaced."
+                    )
+            if errors:
+                raise serializers.ValidationError(errors)
+        return attrs
+
+
+class ContactSerializer(SyncedModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "email", "phone", "company", "title", "archived", "created_at", "updated_at"]
+        read_only_fields = ["id", "archived", "created_at", "updated_at"]
+
+    def validate_email(self, value):
+        value = (value or "").strip() or None
+        if value:
+            others = Contact.objects.filter(email__iexact=value)
+            if self.instance is not None:
+                others = others.exclude(pk=self.instance.pk)
+            if others.exists():
+                raise serializers.ValidationError("A contact with this email already exists.")
+        return value
+
+
+class OpportunitySerializer(SyncedModelSerializer):
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100, allow_blank=False), required=False, max_length=100
+    )
+    contact = serializers.PrimaryKeyRelatedField(
+        queryset=Contact.objects.all(), allow_null=True, required=False, pk_field=serializers.UUIDField()
+    )
+
+    class Meta:
+        model = Opportunity
+        fields = [
+            "id",
+            "name",
+            "stage",
+            "value",
+            "currency",
+            "close_date",
+            "probability",
+            "confidence",
+            "qualification",
+            "notes",
+            "tags",
+            "contact",
+            "archived",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "archived", "created_at", "updated_at"]
+        extra_kwargs = {"value": {"coerce_to_string": True}, "confidence": {"coerce_to_string": True}}
+
+    def validate_tags(self, tags):
+        bad = [tag for tag in tags if "," in tag]
+        if bad:
+            raise serializers.ValidationError(f"A tag cannot contain a comma: {', '.join(bad)}.")
+        return tags
+
+
+class ActivitySerializer(serializers.ModelSerializer):
+    opportunity = serializers.PrimaryKeyRelatedField(
+        queryset=Opportunity.objects.all(), pk_field=serializers.UUIDField()
+    )
+
+    class Meta:
+        model = Activity
+        fields = [
+            "id",
+            "opportunity",
+            "kind",
+            "subject",
+            "body",
+            "occurred_at",
+            "archived",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "archived", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if (
+            self.instance is not None
+            and SyncLink.objects.filter(entity="activity", local_id=self.instance.pk).exists()
+        ):
+            changed = [f for f, v in attrs.items() if getattr(self.instance, f) != v]
+            if changed:
+                raise serializers.ValidationError(
+                    {
+                        f: "This activity was pushed to the CRM: activities are append-only and cannot be edited."
+                        for f in changed
+                    }
+                )
+        return attrs
+
+
+class ConflictSerializer(serializers.ModelSerializer):
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Conflict
+        fields = [
+            "id",
+            "connection",
+            "entity",
+            "object_id",
+            "record_name",
+            "field",
+            "base_value",
+            "local_value",
+            "remote_value",
+            "rule",
+            "winner",
+            "reason",
+            "local_time",
+            "remote_time",
+            "status",
+            "resolved_by",
+            "resolved_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ResolveSerializer(serializers.Serializer):
+    resolution = serializers.ChoiceField(choices=Resolution.CHOICES)
+    value = serializers.JSONField(
+        required=False, allow_null=True, help_text="The value to set, with resolution=value."
+    )
+
+    def validate(self, attrs):
+        if attrs["resolution"] == Resolution.VALUE and "value" not in attrs:
+            raise serializers.ValidationError({"value": "This field is required when resolution is 'value'."})
+        return attrs
+
+
+class FieldOwnershipSerializer(serializers.Serializer):
+    id = serializers.CharField(read_only=True, help_text="connection:entity:field")
+    connection = serializers.CharField(read_only=True)
+    entity = serializers.CharField(read_only=True)
+    field = serializers.CharField(read_only=True)
+    owner = serializers.ChoiceField(choices=Owner.choices)
+    default_owner = serializers.CharField(read_only=True)
+    is_default = serializers.BooleanField(read_only=True)
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    duration = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "connection",
+            "started_at",
+            "finished_at",
+            "duration",
+            "status",
+            "created_local",
+            "created_remote",
+            "updated_local",
+            "updated_remote",
+            "archived",
+            "conflicts",
+            "errors",
+            "quarantined",
+            "requests",
+            "error_summary",
+        ]
+        read_only_fields = fields
+
+
+class ConnectionSerializer(serializers.Serializer):
+    """A configured connection and its health; never its options (they hold the token)."""
+
+    alias = serializers.CharField()
+    adapter = serializers.CharField()
+    entities = serializers.ListField(child=serializers.CharField())
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    open_conflicts = serializers.IntegerField()
+    quarantined = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Records waiting in the outbox.")
+    last_run = SyncRunSerializer(allow_null=True)
+
+
+class SyncStartedSerializer(serializers.Serializer):
+    connection = serializers.CharField()
+    task_id = serializers.CharField()

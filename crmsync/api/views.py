@@ -1,0 +1,349 @@
+"""The REST API. Views only validate, query and call the engine."""
+
+from django.db import transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import filters, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+from ..choices import ConflictStatus
+from ..conf import app_settings
+from ..exceptions import ConfigurationError, MappingError
+from ..models import (
+    Activity,
+    Conflict,
+    Contact,
+    FieldOwnership,
+    Opportunity,
+    OutboxEntry,
+    SyncConnection,
+    SyncRun,
+)
+from ..registry import connections
+from ..sync.engine import resolve_conflict
+from ..sync.ownership import default_owners
+from . import filters as api_filters
+from . import serializers as api
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The ETag of the record as you read it; 412 when it changed since.",
+)
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django's model permissions, reading included (``view_*``)."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+def require(request, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied(f"You need the {perm} permission.")
+
+
+class SyncedRecordViewSet(viewsets.ModelViewSet):
+    """CRUD where DELETE archives, responses carry an ETag and If-Match guards writes."""
+
+    permission_classes = [ModelPermissions]
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    # Any segment reaches the view, so a malformed id gets the API's JSON 404.
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self):
+        queryset = self.queryset.all()
+        if self.action == "list" and "archived" not in self.request.query_params:
+            queryset = queryset.filter(archived=False)
+        return queryset
+
+    @staticmethod
+    def etag(instance) -> str:
+        return f'"{instance.pk}-{instance.updated_at.timestamp():.6f}"'
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        instance = getattr(self, "_etag_instance", None)
+        if instance is not None and response.status_code < 300:
+            response["ETag"] = self.etag(instance)
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        self._etag_instance = self.get_object()
+        return Response(self.get_serializer(self._etag_instance).data)
+
+    def perform_create(self, serializer):
+        self._etag_instance = serializer.save()
+
+    def update(self, request, *args, **kwargs):
+        with transaction.atomic():
+            instance = self.get_object()
+            # Lock the row (PostgreSQL; SQLite's IMMEDIATE transactions lock the database).
+            instance = type(instance).objects.select_for_update().get(pk=instance.pk)
+            expected = request.headers.get("If-Match")
+            if expected and expected.strip() not in ("*", self.etag(instance)):
+                return Response(
+                    {"detail": "The record changed since you read it: fetch it again (see its ETag)."},
+                    status=status.HTTP_412_PRECONDITION_FAILED,
+                )
+            serializer = self.get_serializer(
+                instance, data=request.data, partial=kwargs.get("partial", False)
+            )
+            serializer.is_valid(raise_exception=True)
+            self._etag_instance = serializer.save()
+        return Response(serializer.data)
+
+    def perform_destroy(self, instance):
+        instance.archived = True
+        instance.save()
+
+
+@extend_schema_view(
+    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+)
+class OpportunityViewSet(SyncedRecordViewSet):
+    """Deals. DELETE archives (the sync never hard-deletes)."""
+
+    queryset = Opportunity.objects.select_related("contact")
+    serializer_class = api.OpportunitySerializer
+    filterset_class = api_filters.OpportunityFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "stage", "value", "close_date", "created_at", "updated_at"]
+    ordering = ["-updated_at"]
+
+
+@extend_schema_view(
+    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+)
+class ContactViewSet(SyncedRecordViewSet):
+    queryset = Contact.objects.all()
+    serializer_class = api.ContactSerializer
+    filterset_class = api_filters.ContactFilter
+    search_fields = ["name", "email", "company"]
+    ordering_fields = ["name", "email", "company", "created_at", "updated_at"]
+    ordering = ["name"]
+
+
+@extend_schema_view(
+    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+)
+class ActivityViewSet(SyncedRecordViewSet):
+    """Activities: pushed once to the CRM when created; a synced activity cannot be edited."""
+
+    queryset = Activity.objects.all()
+    serializer_class = api.ActivitySerializer
+    filterset_class = api_filters.ActivityFilter
+    search_fields = ["subject"]
+    ordering_fields = ["occurred_at", "created_at"]
+    ordering = ["-occurred_at"]
+
+
+class ConflictViewSet(viewsets.ReadOnlyModelViewSet):
+    """Conflicts the sync recorded; open ones first. ``resolve`` decides an open one."""
+
+    queryset = Conflict.objects.select_related("resolved_by")
+    serializer_class = api.ConflictSerializer
+    permission_classes = [ModelPermissions]
+    lookup_value_regex = r"[^/]+"
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filterset_class = api_filters.ConflictFilter
+    search_fields = ["record_name"]
+    ordering_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self):
+        # Open conflicts first, newest first within each status.
+        open_first = Q(status=ConflictStatus.OPEN)
+        return self.queryset.alias(is_open=Count("pk", filter=open_first)).order_by("-is_open", "-created_at")
+
+    @extend_schema(request=api.ResolveSerializer, responses=api.ConflictSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        require(request, "crmsync.change_conflict")
+        conflict = self.get_object()
+        payload = api.ResolveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            resolve_conflict(
+                conflict,
+                payload.validated_data["resolution"],
+                value=payload.validated_data.get("value"),
+                user=request.user,
+            )
+        except MappingError as err:
+            raise ValidationError({"value": [str(err)]}) from err
+        except ValueError as err:
+            raise ValidationError({"resolution": [str(err)]}) from err
+        return Response(self.get_serializer(conflict).data)
+
+
+class FieldOwnershipViewSet(viewsets.ViewSet):
+    """Who owns each synced field, per connection and entity (DESIGN §2 defaults shown).
+
+    The id is ``connection:entity:field``; PUT/PATCH ``{"owner": ...}`` changes it from the
+    next sync on. Setting the default owner removes the override.
+    """
+
+    serializer_class = api.FieldOwnershipSerializer
+    lookup_value_regex = r"[^/]+"
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        if not request.user or not request.user.is_authenticated:
+            self.permission_denied(request)
+        perm = "view" if request.method in permissions.SAFE_METHODS else "change"
+        require(request, f"crmsync.{perm}_fieldownership")
+
+    def rows(self) -> list[dict]:
+        overrides = {(o.connection, o.entity, o.field): o.owner for o in FieldOwnership.objects.all()}
+        rows = []
+        for alias in connections.aliases():
+            for entity in sorted(self.synced_entities(alias)):
+                for field, default in default_owners(entity).items():
+                    owner = overrides.get((alias, entity, field), default)
+                    rows.append(
+                        {
+                            "id": f"{alias}:{entity}:{field}",
+                            "connection": alias,
+                            "entity": entity,
+                            "field": field,
+                            "owner": owner,
+                            "default_owner": default,
+                            "is_default": owner == default,
+                        }
+                    )
+        return rows
+
+    def synced_entities(self, alias):
+        try:
+            return {e for e in connections[alias].entities if e != "activity"}
+        except ConfigurationError:
+            return set()
+
+    def get_row(self, pk):
+        for row in self.rows():
+            if row["id"] == pk:
+                return row
+        raise NotFound("No synced field with this id (connection:entity:field).")
+
+    @extend_schema(responses=api.FieldOwnershipSerializer(many=True))
+    def list(self, request):
+        return Response(api.FieldOwnershipSerializer(self.rows(), many=True).data)
+
+    @extend_schema(responses=api.FieldOwnershipSerializer)
+    def retrieve(self, request, pk=None):
+        return Response(api.FieldOwnershipSerializer(self.get_row(pk)).data)
+
+    @extend_schema(request=api.FieldOwnershipSerializer, responses=api.FieldOwnershipSerializer)
+    def update(self, request, pk=None, partial=False):
+        row = self.get_row(pk)
+        serializer = api.FieldOwnershipSerializer(row, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        owner = serializer.validated_data.get("owner", row["owner"])
+        key = {"connection": row["connection"], "entity": row["entity"], "field": row["field"]}
+        if owner == row["default_owner"]:
+            FieldOwnership.objects.filter(**key).delete()
+        else:
+            FieldOwnership.objects.update_or_create(**key, defaults={"owner": owner})
+        return Response(api.FieldOwnershipSerializer(self.get_row(pk)).data)
+
+    @extend_schema(request=api.FieldOwnershipSerializer, responses=api.FieldOwnershipSerializer)
+    def partial_update(self, request, pk=None):
+        return self.update(request, pk, partial=True)
+
+
+class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = SyncRun.objects.all()
+    serializer_class = api.SyncRunSerializer
+    permission_classes = [ModelPermissions]
+    lookup_value_regex = r"[^/]+"
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = api_filters.SyncRunFilter
+
+
+class ConnectionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Configured connections with their health. ``sync`` enqueues a run."""
+
+    serializer_class = api.ConnectionSerializer
+    queryset = SyncConnection.objects.all()
+    permission_classes = [ModelPermissions]
+    lookup_value_regex = r"[^/]+"
+
+    def health(self) -> list[dict]:
+        aliases = list(app_settings.CONNECTIONS)
+        state = {c.alias: c for c in SyncConnection.objects.filter(alias__in=aliases)}
+        open_conflicts = dict(
+            Conflict.objects.filter(connection__in=aliases, status=ConflictStatus.OPEN)
+            .values_list("connection")
+            .annotate(n=Count("pk"))
+        )
+        outbox = {
+            row["connection"]: row
+            for row in OutboxEntry.objects.filter(connection__in=aliases)
+            .values("connection")
+            .annotate(
+                pending=Count("pk", filter=Q(quarantined=False)),
+                quarantined=Count("pk", filter=Q(quarantined=True)),
+            )
+        }
+        latest = (
+            SyncRun.objects.filter(connection=OuterRef("connection")).order_by("-started_at").values("pk")[:1]
+        )
+        last_runs = {
+            run.connection: run for run in SyncRun.objects.filter(connection__in=aliases, pk=Subquery(latest))
+        }
+        rows = []
+        for alias in aliases:
+            config = app_settings.CONNECTIONS[alias]
+            try:
+                entities = sorted(connections[alias].entities)
+            except ConfigurationError:
+                entities = []
+            connection = state.get(alias)
+            rows.append(
+                {
+                    "alias": alias,
+                    "adapter": config.get("ADAPTER", ""),
+                    "entities": entities,
+                    "last_success_at": connection.last_success_at if connection else None,
+                    "last_error": connection.last_error if connection else "",
+                    "open_conflicts": open_conflicts.get(alias, 0),
+                    "quarantined": outbox.get(alias, {}).get("quarantined", 0),
+                    "pending": outbox.get(alias, {}).get("pending", 0),
+                    "last_run": last_runs.get(alias),
+                }
+            )
+        return rows
+
+    def list(self, request):
+        return Response(api.ConnectionSerializer(self.health(), many=True).data)
+
+    @extend_schema(request=None, responses={202: api.SyncStartedSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        require(request, "crmsync.add_syncrun")
+        if pk not in app_settings.CONNECTIONS:
+            raise NotFound(f"No connection {pk!r} in CRMSYNC['CONNECTIONS'].")
+        from django_q.tasks import async_task
+
+        task_id = async_task("crmsync.tasks.sync_connection", pk, task_name=f"crmsync sync {pk}")
+        return Response({"connection": pk, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,333 @@
+"""The REST API: CRUD, filters, permissions, ownership, ETags, query counts."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from crmsync.choices import ConflictStatus, Owner, Winner
+from crmsync.models import (
+    Activity,
+    Conflict,
+    Contact,
+    FieldOwnership,
+    Opportunity,
+    OutboxEntry,
+    SyncLink,
+    SyncRun,
+)
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/opportunities/"
+
+
+@pytest.fixture(autouse=True)
+def no_throttling(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def agent(django_user_model):
+    user = django_user_model.objects.create_user("agent")
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crmsync"))
+    return client_for(user)
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    user = django_user_model.objects.create_user("viewer")
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="crmsync", codename__startswith="view_")
+    )
+    return client_for(user)
+
+
+def deal_payload(**overrides):
+    return {
+        "name": "Acme",
+        "stage": "proposal",
+        "value": "1200.50",
+        "currency": "USD",
+        "probability": 40,
+        "confidence": "0.7",
+        "tags": ["emea"],
+        **overrides,
+    }
+
+
+def test_crud_round_trip_and_delete_archives(agent):
+    contact = Contact.objects.create(name="Ada", email="ada@example.com")
+    created = agent.post(URL, deal_payload(contact=str(contact.pk), close_date="2026-12-31"), format="json")
+    assert created.status_code == 201, created.data
+    assert created.data["value"] == "1200.50" and created.data["contact"] == str(contact.pk)
+    detail = f"{URL}{created.data['id']}/"
+    assert agent.get(detail).data["name"] == "Acme"
+    assert agent.patch(detail, {"stage": "negotiation"}, format="json").data["stage"] == "negotiation"
+    full = agent.put(detail, deal_payload(name="Acme 2"), format="json")
+    assert full.status_code == 200 and full.data["name"] == "Acme 2"
+    assert agent.delete(detail).status_code == 204
+    deal = Opportunity.objects.get(pk=created.data["id"])
+    assert deal.archived
+    assert agent.get(URL).data["count"] == 0
+    assert agent.get(URL, {"archived": "true"}).data["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"stage": "won"}, "stage", "not a valid choice"),
+        ({"probability": 150}, "probability", "less than or equal to 100"),
+        ({"confidence": "1.5"}, "confidence", "less than or equal to 1"),
+        ({"value": "-3"}, "value", "greater than or equal to 0"),
+        ({"close_date": "31/12/2026"}, "close_date", "wrong format"),
+        ({"contact": "00000000-0000-4000-8000-000000000000"}, "contact", "does not exist"),
+        ({"contact": "not-a-uuid"}, "contact", "valid UUID"),
+        ({"tags": ["a,b"]}, "tags", "comma"),
+        ({"currency": "usd"}, "currency", "three-letter"),
+        ({"name": ""}, "name", "may not be blank"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(agent, payload, field, message):
+    response = agent.post(URL, deal_payload(**payload), format="json")
+    assert response.status_code == 400
+    assert field in response.data
+    assert message in str(response.data[field])
+
+
+def test_filters_search_ordering_and_bounded_pages(agent):
+    contact = Contact.objects.create(name="Ada", email="ada@example.com")
+    for index, stage in enumerate(["proposal", "negotiation", "discovery", "proposal"]):
+        Opportunity.objects.create(
+            name=f"Deal {index}",
+            stage=stage,
+            value=index * 100,
+            close_date=dt.date(2026, 1, 1) + dt.timedelta(days=30 * index),
+            contact=contact if index == 3 else None,
+        )
+    names = lambda response: [row["name"] for row in response.data["results"]]  # noqa: E731
+    assert names(agent.get(URL, {"stage": ["proposal", "discovery"], "ordering": "name"})) == [
+        "Deal 0",
+        "Deal 2",
+        "Deal 3",
+    ]
+    assert names(agent.get(URL, {"value_min": 100, "value_max": 200, "ordering": "value"})) == [
+        "Deal 1",
+        "Deal 2",
+    ]
+    assert names(
+        agent.get(
+            URL, {"close_date_after": "2026-01-15", "close_date_before": "2026-03-15", "ordering": "name"}
+        )
+    ) == ["Deal 1", "Deal 2"]
+    assert names(agent.get(URL, {"contact": str(contact.pk)})) == ["Deal 3"]
+    assert names(agent.get(URL, {"search": "deal 2"})) == ["Deal 2"]
+    assert agent.get(URL, {"updated_since": "2999-01-01T00:00:00Z"}).data["count"] == 0
+    assert agent.get(URL, {"stage": "won"}).status_code == 400
+    assert agent.get(URL, {"contact": "00000000-0000-4000-8000-000000000000"}).status_code == 400
+    assert len(agent.get(URL, {"page_size": 1000}).data["results"]) == 4
+    assert agent.get(URL, {"page_size": 2}).data["next"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        URL,
+        "/api/v1/contacts/",
+        "/api/v1/activities/",
+        "/api/v1/conflicts/",
+        "/api/v1/sync-runs/",
+        "/api/v1/connections/",
+        "/api/v1/field-ownership/",
+    ],
+)
+def test_list_query_count_does_not_grow_with_rows(agent, settings, url):
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "local"}}}
+
+    def add(count, start):
+        for index in range(start, start + count):
+            contact = Contact.objects.create(name=f"C{index}", email=f"c{index}@example.com")
+            deal = Opportunity.objects.create(name=f"D{index}", contact=contact)
+            Activity.objects.create(opportunity=deal, subject="Call")
+            Conflict.objects.create(
+                connection="crm",
+                entity="deal",
+                object_id=deal.pk,
+                field="stage",
+                rule=Owner.SHARED,
+                winner=Winner.LOCAL,
+                reason="x",
+                status=ConflictStatus.AUTO_RESOLVED,
+            )
+            SyncRun.objects.create(connection="crm")
+
+    add(3, 0)
+    with CaptureQueriesContext(connection) as few:
+        assert agent.get(url).status_code == 200
+    add(150, 3)
+    with CaptureQueriesContext(connection) as many:
+        assert agent.get(url).status_code == 200
+    assert len(many) == len(few)
+
+
+def test_etag_and_if_match_prevent_lost_updates(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    detail = f"{URL}{deal.pk}/"
+    etag = agent.get(detail)["ETag"]
+    assert agent.patch(detail, {"stage": "discovery"}, format="json", HTTP_IF_MATCH=etag).status_code == 200
+    stale = agent.patch(detail, {"stage": "proposal"}, format="json", HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    deal.refresh_from_db()
+    assert deal.stage == "discovery"
+    fresh = agent.get(detail)["ETag"]
+    assert fresh != etag
+    assert agent.patch(detail, {"stage": "proposal"}, format="json", HTTP_IF_MATCH=fresh).status_code == 200
+
+
+def test_human_owned_fields_of_linked_records_are_refused(agent):
+    deal = Opportunity.objects.create(name="Acme", notes="old")
+    detail = f"{URL}{deal.pk}/"
+    assert agent.patch(detail, {"notes": "allowed while unlinked"}, format="json").status_code == 200
+    SyncLink.objects.create(connection="notion", entity="deal", local_id=deal.pk, remote_id="page")
+    response = agent.patch(detail, {"notes": "new", "probability": 55}, format="json")
+    assert response.status_code == 400
+    assert (
+        "notes" in response.data
+        and "human" in str(response.data["notes"])
+        and "notion" in str(response.data["notes"])
+    )
+    assert agent.patch(detail, {"probability": 55, "stage": "discovery"}, format="json").status_code == 200
+    # A full PUT that repeats the current notes is fine.
+    current = agent.get(detail).data
+    assert agent.put(detail, {**current, "contact": None}, format="json").status_code == 200
+    # Ownership is per connection: once notes are shared, they can be written.
+    FieldOwnership.objects.create(connection="notion", entity="deal", field="notes", owner=Owner.SHARED)
+    assert agent.patch(detail, {"notes": "new"}, format="json").status_code == 200
+
+
+def test_accepted_writes_enter_the_outbox(agent, settings):
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "local"}}}
+    response = agent.post(URL, deal_payload(), format="json")
+    assert OutboxEntry.objects.filter(local_id=response.data["id"], connection="crm").exists()
+
+
+def test_synced_activity_cannot_be_edited(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    activity = Activity.objects.create(opportunity=deal, subject="Call", kind="call")
+    detail = f"/api/v1/activities/{activity.pk}/"
+    assert agent.patch(detail, {"subject": "Call 1"}, format="json").status_code == 200
+    SyncLink.objects.create(connection="notion", entity="activity", local_id=activity.pk, remote_id="page")
+    response = agent.patch(detail, {"subject": "Call 2"}, format="json")
+    assert response.status_code == 400 and "append-only" in str(response.data["subject"])
+    assert agent.delete(detail).status_code == 204  # archiving is local
+
+
+def test_permissions_matrix(agent, viewer, client):
+    deal = Opportunity.objects.create(name="Acme")
+    detail = f"{URL}{deal.pk}/"
+    anonymous = APIClient()
+    assert anonymous.get(URL).status_code == 401
+    assert anonymous.post(URL, deal_payload(), format="json").status_code == 401
+    assert viewer.get(URL).status_code == 200
+    assert viewer.get(detail).status_code == 200
+    assert viewer.post(URL, deal_payload(), format="json").status_code == 403
+    assert viewer.patch(detail, {"stage": "discovery"}, format="json").status_code == 403
+    assert viewer.delete(detail).status_code == 403
+    assert viewer.patch(
+        "/api/v1/field-ownership/crm:deal:stage/", {"owner": "manual"}, format="json"
+    ).status_code in (403, 404)
+    assert agent.delete(detail).status_code == 204
+    nobody = client_for(type(deal)._meta.apps.get_model("auth", "User").objects.create_user("nobody"))
+    assert nobody.get(URL).status_code == 403
+
+
+def test_conflicts_list_open_first_and_resolve(agent, viewer, notion_settings, notion_emulator):
+    from crmsync.sync.engine import SyncEngine
+
+    FieldOwnership.objects.create(connection="notion", entity="deal", field="stage", owner=Owner.MANUAL)
+    deal = Opportunity.objects.create(name="Acme")
+    SyncEngine("notion").run()
+    deal.stage = "negotiation"
+    deal.save()
+    page = SyncLink.objects.get(local_id=deal.pk).remote_id
+    notion_emulator.human_edit(page, {"Stage": "Closed Won", "Probability": 90})
+    SyncEngine("notion").run()
+    listed = agent.get("/api/v1/conflicts/").data["results"]
+    assert [c["status"] for c in listed][:1] == ["open"] and len(listed) == 2
+    open_id = listed[0]["id"]
+    url = f"/api/v1/conflicts/{open_id}/resolve/"
+    assert viewer.post(url, {"resolution": "take_remote"}, format="json").status_code == 403
+    assert agent.post(url, {"resolution": "nope"}, format="json").status_code == 400
+    assert agent.post(url, {"resolution": "value"}, format="json").status_code == 400
+    assert agent.post(url, {"resolution": "value", "value": "won"}, format="json").status_code == 400
+    resolved = agent.post(url, {"resolution": "take_remote"}, format="json")
+    assert resolved.status_code == 200 and resolved.data["status"] == "resolved"
+    assert resolved.data["resolved_by"] == "agent"
+    assert agent.post(url, {"resolution": "take_remote"}, format="json").status_code == 400
+    deal.refresh_from_db()
+    assert deal.stage == "closed_won"
+
+
+def test_field_ownership_list_and_update(agent, notion_settings):
+    rows = agent.get("/api/v1/field-ownership/").data
+    stage = next(r for r in rows if r["id"] == "notion:deal:stage")
+    assert (stage["owner"], stage["default_owner"], stage["is_default"]) == ("shared", "shared", True)
+    assert {r["entity"] for r in rows} == {"deal", "contact"}
+    url = "/api/v1/field-ownership/notion:deal:stage/"
+    updated = agent.patch(url, {"owner": "manual"}, format="json")
+    assert updated.status_code == 200 and updated.data["is_default"] is False
+    assert FieldOwnership.objects.get(field="stage").owner == "manual"
+    assert agent.patch(url, {"owner": "boss"}, format="json").status_code == 400
+    assert (
+        agent.patch(
+            "/api/v1/field-ownership/notion:deal:colour/", {"owner": "agent"}, format="json"
+        ).status_code
+        == 404
+    )
+    assert agent.patch(url, {"owner": "shared"}, format="json").data["is_default"] is True
+    assert not FieldOwnership.objects.exists()
+
+
+def test_connections_health_never_shows_the_token_and_sync_returns_202(
+    agent, viewer, notion_settings, notion_emulator
+):
+    Opportunity.objects.create(name="Acme")
+    response = agent.post("/api/v1/connections/notion/sync/")
+    assert response.status_code == 202 and response.data["task_id"]
+    (health,) = agent.get("/api/v1/connections/").data
+    assert health["alias"] == "notion" and health["last_run"]["status"] == "success"
+    assert health["last_success_at"] and health["open_conflicts"] == 0
+    assert notion_emulator.token not in str(agent.get("/api/v1/connections/").content)
+    assert viewer.post("/api/v1/connections/notion/sync/").status_code == 403
+    assert agent.post("/api/v1/connections/hubspot/sync/").status_code == 404
+    assert agent.get("/api/v1/sync-runs/").data["results"][0]["created_remote"] == 1
+
+
+def test_openapi_schema_and_offline_docs(client):
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {
+        "/api/v1/opportunities/",
+        "/api/v1/conflicts/{id}/resolve/",
+        "/api/v1/connections/{alias}/sync/",
+    } <= set(paths)
+    docs = client.get("/api/docs/").content.decode()
+    assert "swagger-ui" in docs and "cdn" not in docs.lower() and "unpkg" not in docs
+
+
+def test_value_precision_round_trips_as_strings(agent):
+    response = agent.post(URL, deal_payload(value="0.10", confidence="0.333"), format="json")
+    assert (response.data["value"], response.data["confidence"]) == ("0.10", "0.333")
+    assert Opportunity.objects.get().value == Decimal("0.10")
