@@ -1,8 +1,23 @@
-"""Staff screens: deals, contacts and activities, and the state the sync keeps."""
+"""Staff screens: the pipeline (deals, contacts, activities) and the sync made visible
+and steerable (conflicts, field ownership, runs, connection health)."""
 
+import json
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from .choices import Owner
+from .choices import ConflictStatus, Owner
+from .conf import app_settings
+from .entities import ENTITIES
+from .exceptions import ConfigurationError, MappingError
 from .models import (
     Activity,
     Conflict,
@@ -10,10 +25,15 @@ from .models import (
     FieldOwnership,
     Opportunity,
     OutboxEntry,
+    SyncConnection,
     SyncLink,
     SyncRun,
 )
-from .sync.ownership import owners
+from .registry import connections
+from .sync.engine import Resolution, resolve_conflict
+from .sync.ownership import ensure_rows, owners
+
+# --- The pipeline ------------------------------------------------------------------------
 
 
 class ArchiveInsteadOfDeleteMixin:
@@ -54,6 +74,79 @@ class ArchiveInsteadOfDeleteMixin:
         self._set_archived(request, queryset, False)
 
 
+def with_sync_state(queryset, entity: str):
+    """Annotate each record's sync state with four EXISTS subqueries (no N+1)."""
+    pk = OuterRef("pk")
+    outbox = OutboxEntry.objects.filter(entity=entity, local_id=pk)
+    return queryset.annotate(
+        sync_linked=Exists(SyncLink.objects.filter(entity=entity, local_id=pk)),
+        sync_pending=Exists(outbox.filter(quarantined=False)),
+        sync_quarantined=Exists(outbox.filter(quarantined=True)),
+        sync_conflict=Exists(
+            Conflict.objects.filter(entity=entity, object_id=pk, status=ConflictStatus.OPEN)
+        ),
+    )
+
+
+SYNC_STATES = {
+    "quarantined": Q(sync_quarantined=True),
+    "conflict": Q(sync_conflict=True),
+    "pending": Q(sync_pending=True),
+    "linked": Q(sync_linked=True, sync_pending=False, sync_quarantined=False, sync_conflict=False),
+    "unlinked": Q(sync_linked=False, sync_pending=False, sync_quarantined=False),
+}
+SYNC_LABELS = {
+    "quarantined": "Quarantined",
+    "conflict": "Open conflict",
+    "pending": "Pending push",
+    "linked": "Linked",
+    "unlinked": "Not synced",
+}
+
+
+def sync_state(obj) -> str:
+    for state in ("quarantined", "conflict", "pending"):
+        if getattr(obj, f"sync_{state}", False):
+            return state
+    return "linked" if getattr(obj, "sync_linked", False) else "unlinked"
+
+
+class SyncStateFilter(admin.SimpleListFilter):
+    title = "sync state"
+    parameter_name = "sync"
+
+    def lookups(self, request, model_admin):
+        return list(SYNC_LABELS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(SYNC_STATES[self.value()]) if self.value() in SYNC_STATES else queryset
+
+
+class SyncStateMixin:
+    """A "sync" column and filter, and the links to the record's remote twins."""
+
+    def get_queryset(self, request):
+        return with_sync_state(super().get_queryset(request), self.model.entity_name)
+
+    @admin.display(description="sync")
+    def sync_status(self, obj):
+        state = sync_state(obj)
+        return format_html('<span class="crmsync-sync crmsync-sync-{}">{}</span>', state, SYNC_LABELS[state])
+
+    @admin.display(description="in the CRM")
+    def remote_links(self, obj):
+        links = []
+        for link in SyncLink.objects.filter(entity=self.model.entity_name, local_id=obj.pk):
+            try:
+                url = connections[link.connection].remote_url(link.entity, link.remote_id)
+            except ConfigurationError:
+                url = None
+            links.append((link.connection, url or "#", link.remote_id))
+        if not links:
+            return "Not linked to a CRM yet."
+        return format_html_join("<br>", '{}: <a href="{}" target="_blank" rel="noopener">{}</a>', links)
+
+
 def crm_owned_fields(obj) -> set[str]:
     """Human-owned fields of a record linked to a CRM: the CRM's value replaces a local edit."""
     if obj is None or obj.pk is None:
@@ -73,22 +166,41 @@ class ActivityInline(admin.TabularInline):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
-    list_display = ["name", "stage", "amount", "close_date", "contact_email", "archived", "updated_at"]
-    list_filter = ["stage", "archived", ("close_date", admin.DateFieldListFilter)]
+class OpportunityAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "stage",
+        "amount",
+        "close_date",
+        "contact_email",
+        "sync_status",
+        "archived",
+        "updated_at",
+    ]
+    list_filter = [SyncStateFilter, "stage", "archived", ("close_date", admin.DateFieldListFilter)]
     search_fields = ["name", "contact__email", "contact__name"]
     list_select_related = ["contact"]
     autocomplete_fields = ["contact"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "remote_links", "created_at", "updated_at"]
     inlines = [ActivityInline]
-    date_hierarchy = None
     list_per_page = 50
-    fieldsets = [
-        (None, {"fields": ["name", "stage", ("value", "currency"), "close_date", "contact"]}),
-        ("Agent's judgement", {"fields": ["probability", "confidence", "qualification"]}),
-        ("From the CRM", {"fields": ["notes", "tags"]}),
-        ("Record", {"fields": ["id", "archived", "created_at", "updated_at"], "classes": ["collapse"]}),
-    ]
+
+    def get_fieldsets(self, request, obj=None):
+        owned = crm_owned_fields(obj)
+        crm_note = (
+            "Owned by the CRM (human-owned): these come from the CRM and cannot be edited here."
+            if owned
+            else "Human-owned: once this deal is linked to a CRM, the CRM's values replace local edits."
+        )
+        return [
+            (None, {"fields": ["name", "stage", ("value", "currency"), "close_date", "contact"]}),
+            (
+                "The agent's judgement (agent-owned: local values always win)",
+                {"fields": ["probability", "confidence", "qualification"]},
+            ),
+            ("From the CRM", {"fields": ["notes", "tags"], "description": crm_note}),
+            ("Sync", {"fields": ["remote_links", "id", "archived", "created_at", "updated_at"]}),
+        ]
 
     @admin.display(description="value", ordering="value")
     def amount(self, obj):
@@ -103,21 +215,21 @@ class OpportunityAdmin(ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
-    list_display = ["name", "email", "company", "title", "phone", "archived"]
-    list_filter = ["archived"]
+class ContactAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
+    list_display = ["name", "email", "company", "title", "phone", "sync_status", "archived"]
+    list_filter = [SyncStateFilter, "archived"]
     search_fields = ["name", "email", "company"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "remote_links", "created_at", "updated_at"]
 
 
 @admin.register(Activity)
-class ActivityAdmin(ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
-    list_display = ["subject", "kind", "opportunity", "occurred_at", "archived"]
-    list_filter = ["kind", "archived"]
+class ActivityAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
+    list_display = ["subject", "kind", "opportunity", "occurred_at", "sync_status", "archived"]
+    list_filter = [SyncStateFilter, "kind", "archived"]
     search_fields = ["subject", "opportunity__name"]
     list_select_related = ["opportunity"]
     autocomplete_fields = ["opportunity"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "remote_links", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -127,6 +239,218 @@ class ActivityAdmin(ArchiveInsteadOfDeleteMixin, admin.ModelAdmin):
         return fields
 
 
+# --- Conflicts -----------------------------------------------------------------------------
+
+
+class ResolveForm(forms.Form):
+    resolution = forms.ChoiceField(choices=[(c, c) for c in Resolution.CHOICES])
+    value = forms.CharField(required=False, help_text='JSON (e.g. "closed_won", 42, ["a"]) or plain text.')
+
+    def parsed_value(self):
+        raw = self.cleaned_data.get("value", "")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+
+@admin.register(Conflict)
+class ConflictAdmin(admin.ModelAdmin):
+    list_display = [
+        "record_name",
+        "entity",
+        "field",
+        "local_value",
+        "remote_value",
+        "rule",
+        "winner",
+        "status",
+        "connection",
+        "created_at",
+    ]
+    list_filter = ["status", "connection", "entity", "field", "rule"]
+    search_fields = ["record_name"]
+    list_select_related = ["resolved_by"]
+    actions = ["keep_local", "take_remote"]
+    change_form_template = "admin/crmsync/conflict/change_form.html"
+    readonly_fields = [
+        "connection",
+        "entity",
+        "object_id",
+        "record_name",
+        "field",
+        "base_value",
+        "local_value",
+        "remote_value",
+        "rule",
+        "winner",
+        "reason",
+        "local_time",
+        "remote_time",
+        "status",
+        "resolved_by",
+        "resolved_at",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_queryset(self, request):
+        # Open conflicts first.
+        return (
+            super()
+            .get_queryset(request)
+            .alias(open_first=Count("pk", filter=Q(status=ConflictStatus.OPEN)))
+            .order_by("-open_first", "-created_at")
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("crmsync.change_conflict")
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name="crmsync_conflict_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        conflict = get_object_or_404(Conflict, pk=object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "conflict": conflict,
+            "can_resolve": self.has_resolve_permission(request)
+            and conflict.status != ConflictStatus.RESOLVED,
+            "resolve_form": ResolveForm(),
+            "record_url": self.record_url(conflict),
+            # Conflicts change only through a resolution, never through the form.
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def record_url(self, conflict):
+        model = ENTITIES[conflict.entity].get_model()
+        return reverse(f"admin:crmsync_{model._meta.model_name}_change", args=[conflict.object_id])
+
+    def resolve(self, request, conflict, resolution, value=None) -> bool:
+        try:
+            resolve_conflict(conflict, resolution, value=value, user=request.user)
+        except (MappingError, ValueError) as err:
+            self.message_user(request, f"{conflict}: {err}", messages.ERROR)
+            return False
+        return True
+
+    def resolve_view(self, request, pk):
+        if request.method != "POST" or not self.has_resolve_permission(request):
+            raise PermissionDenied
+        conflict = get_object_or_404(Conflict, pk=pk)
+        form = ResolveForm(request.POST)
+        url = reverse("admin:crmsync_conflict_change", args=[pk])
+        if not form.is_valid():
+            self.message_user(request, "Choose keep local, take remote or a value.", messages.ERROR)
+            return HttpResponseRedirect(url)
+        if self.resolve(request, conflict, form.cleaned_data["resolution"], form.parsed_value()):
+            self.message_user(
+                request,
+                f"Resolved ({form.cleaned_data['resolution'].replace('_', ' ')}): the next sync applies it.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(url)
+
+    def _bulk(self, request, queryset, resolution):
+        if not self.has_resolve_permission(request):
+            raise PermissionDenied
+        done = sum(
+            self.resolve(request, c, resolution) for c in queryset.exclude(status=ConflictStatus.RESOLVED)
+        )
+        self.message_user(
+            request, f"Resolved {done} conflicts ({resolution.replace('_', ' ')}).", messages.SUCCESS
+        )
+
+    @admin.action(description="Keep the local value (push it)")
+    def keep_local(self, request, queryset):
+        self._bulk(request, queryset, Resolution.KEEP_LOCAL)
+
+    @admin.action(description="Take the remote value (write it locally)")
+    def take_remote(self, request, queryset):
+        self._bulk(request, queryset, Resolution.TAKE_REMOTE)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_resolve_permission(request):
+            actions.pop("keep_local", None)
+            actions.pop("take_remote", None)
+        return actions
+
+
+# --- Field ownership ---------------------------------------------------------------------
+
+
+class FieldOwnershipForm(forms.ModelForm):
+    class Meta:
+        model = FieldOwnership
+        fields = ["connection", "entity", "field", "owner"]
+
+
+@admin.register(FieldOwnership)
+class FieldOwnershipAdmin(admin.ModelAdmin):
+    """Every synced field of every connection, its owner editable in one table."""
+
+    form = FieldOwnershipForm
+    list_display = ["field", "entity", "connection", "owner", "default", "is_default"]
+    list_editable = ["owner"]
+    list_filter = ["connection", "entity", "owner"]
+    list_display_links = None
+    ordering = ["connection", "entity", "pk"]
+    actions = ["restore_defaults"]
+    list_per_page = 200
+
+    def changelist_view(self, request, extra_context=None):
+        ensure_rows()
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(connection__in=list(app_settings.CONNECTIONS))
+
+    def has_add_permission(self, request):
+        return False  # every synced field has its row already
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="default")
+    def default(self, obj):
+        return Owner(obj.default_owner).label if obj.default_owner else "—"
+
+    @admin.display(description="default?", boolean=True)
+    def is_default(self, obj):
+        return obj.owner == obj.default_owner
+
+    @admin.action(description="Restore the default owner", permissions=["change"])
+    def restore_defaults(self, request, queryset):
+        count = 0
+        for row in queryset:
+            if row.owner != row.default_owner:
+                row.owner = row.default_owner
+                row.save(update_fields=["owner"])
+                count += 1
+        self.message_user(request, f"Restored the default owner of {count} fields.", messages.SUCCESS)
+
+
+# --- Runs and connections ------------------------------------------------------------------
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
@@ -134,20 +458,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-
-@admin.register(Conflict)
-class ConflictAdmin(ReadOnlyAdmin):
-    list_display = ["record_name", "entity", "field", "rule", "winner", "status", "connection", "created_at"]
-    list_filter = ["status", "connection", "entity", "field", "rule"]
-    search_fields = ["record_name"]
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
     list_display = [
-        "connection",
         "started_at",
+        "connection",
         "status",
+        "seconds",
         "created_local",
         "created_remote",
         "updated_local",
@@ -155,26 +476,163 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "archived",
         "conflicts",
         "errors",
+        "quarantined",
         "requests",
     ]
     list_filter = ["status", "connection"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="duration (s)")
+    def seconds(self, obj):
+        return f"{obj.duration:.1f}"
 
 
 @admin.register(OutboxEntry)
 class OutboxEntryAdmin(ReadOnlyAdmin):
-    list_display = [
-        "connection",
-        "entity",
-        "local_id",
-        "enqueued_at",
-        "attempts",
-        "quarantined",
-        "last_error",
-    ]
+    """Local changes waiting to be pushed, per connection (quarantined ones included)."""
+
+    list_display = ["local_id", "entity", "connection", "enqueued_at", "attempts", "quarantined", "last_error"]
     list_filter = ["connection", "entity", "quarantined"]
 
 
-@admin.register(FieldOwnership)
-class FieldOwnershipAdmin(admin.ModelAdmin):
-    list_display = ["connection", "entity", "field", "owner"]
-    list_filter = ["connection", "entity", "owner"]
+def count_subquery(queryset, field="connection"):
+    counted = (
+        queryset.filter(**{field: OuterRef("alias")})
+        .order_by()
+        .values(field)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+@admin.register(SyncConnection)
+class ConnectionAdmin(admin.ModelAdmin):
+    """Configured connections and their health; "Sync now" enqueues a django-q2 task.
+
+    The connection's options (its token among them) are never shown."""
+
+    list_display = [
+        "alias",
+        "adapter",
+        "last_success_at",
+        "short_error",
+        "open_conflicts",
+        "quarantined",
+        "pending",
+    ]
+    list_display_links = ["alias"]
+    change_form_template = "admin/crmsync/syncconnection/health.html"
+    fields = ["alias", "last_success_at", "last_error"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        for alias in app_settings.CONNECTIONS:
+            SyncConnection.objects.get_or_create(alias=alias)
+        outbox = OutboxEntry.objects.all()
+        return (
+            super()
+            .get_queryset(request)
+            .filter(alias__in=list(app_settings.CONNECTIONS))
+            .annotate(
+                open_conflicts=count_subquery(Conflict.objects.filter(status=ConflictStatus.OPEN)),
+                quarantined=count_subquery(outbox.filter(quarantined=True)),
+                pending=count_subquery(outbox.filter(quarantined=False)),
+            )
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_sync_permission(self, request):
+        return request.user.has_perm("crmsync.change_syncconnection")
+
+    @admin.display(description="adapter")
+    def adapter(self, obj):
+        return app_settings.CONNECTIONS.get(obj.alias, {}).get("ADAPTER", "—")
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error or "—"
+
+    @admin.display(description="open conflicts", ordering="open_conflicts")
+    def open_conflicts(self, obj):
+        url = (
+            reverse("admin:crmsync_conflict_changelist")
+            + f"?status__exact=open&connection__exact={obj.alias}"
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.open_conflicts)
+
+    @admin.display(description="quarantined", ordering="quarantined")
+    def quarantined(self, obj):
+        return obj.quarantined
+
+    @admin.display(description="pending push", ordering="pending")
+    def pending(self, obj):
+        return obj.pending
+
+    def get_urls(self):
+        return [
+            path(
+                "<str:alias>/sync-now/",
+                self.admin_site.admin_view(self.sync_now_view),
+                name="crmsync_syncconnection_sync_now",
+            ),
+            path(
+                "<str:alias>/retry/<int:entry>/",
+                self.admin_site.admin_view(self.retry_view),
+                name="crmsync_syncconnection_retry",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        connection = self.get_queryset(request).filter(alias=object_id).first()
+        if connection is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Connection {connection.alias}",
+            "connection": connection,
+            "adapter_name": self.adapter(connection),
+            "last_success": SyncRun.objects.filter(
+                connection=connection.alias, status__in=["success", "partial"]
+            ).first(),
+            "recent_runs": SyncRun.objects.filter(connection=connection.alias)[:10],
+            "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
+                :100
+            ],
+            "conflicts_url": reverse("admin:crmsync_conflict_changelist")
+            + f"?status__exact=open&connection__exact={connection.alias}",
+            "can_sync": self.has_sync_permission(request),
+            "original": connection,
+        }
+        return TemplateResponse(request, self.change_form_template, context)
+
+    def sync_now_view(self, request, alias):
+        if request.method != "POST" or not self.has_sync_permission(request):
+            raise PermissionDenied
+        if alias not in app_settings.CONNECTIONS:
+            raise PermissionDenied
+        from django_q.tasks import async_task
+
+        task_id = async_task("crmsync.tasks.sync_connection", alias, task_name=f"crmsync sync {alias}")
+        self.message_user(request, f"Sync of {alias} enqueued (task {task_id}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
+
+    def retry_view(self, request, alias, entry):
+        if request.method != "POST" or not self.has_sync_permission(request):
+            raise PermissionDenied
+        updated = OutboxEntry.objects.filter(pk=entry, connection=alias).update(quarantined=False, attempts=0)
+        if updated:
+            self.message_user(
+                request, "The record leaves quarantine: the next sync tries it again.", messages.SUCCESS
+            )
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))

@@ -330,6 +330,17 @@ class FieldOwnership(models.Model):
     def __str__(self):
         return f"{self.connection}: {self.entity}.{self.field} → {self.owner}"
 
+    @property
+    def default_owner(self) -> str:
+        from .sync.ownership import default_owners
+
+        return default_owners(self.entity).get(self.field, "")
+
+    def clean(self):
+        from .sync.ownership import validate_ownership
+
+        validate_ownership(self.connection, self.entity, self.field)
+
 
 class Conflict(models.Model):
     """One field changed on both sides (or a rule overrode a side), and how it was decided."""

@@ -118,3 +118,194 @@ def test_non_staff_cannot_open_the_admin(client):
     client.force_login(user)
     response = client.get(reverse("admin:crmsync_opportunity_changelist"))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+# --- The sync in the admin -------------------------------------------------------------
+
+from crmsync.choices import ConflictStatus, Owner, Winner  # noqa: E402
+from crmsync.models import Conflict, FieldOwnership, SyncRun  # noqa: E402
+from crmsync.sync.engine import SyncEngine  # noqa: E402
+
+
+@pytest.fixture
+def viewer_client(client):
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="crmsync", codename__startswith="view_")
+    )
+    client.force_login(user)
+    return client
+
+
+def make_conflicts(count, start=0, status=ConflictStatus.AUTO_RESOLVED):
+    for index in range(start, start + count):
+        deal = Opportunity.objects.create(name=f"Deal {index}")
+        Conflict.objects.create(
+            connection="notion",
+            entity="deal",
+            object_id=deal.pk,
+            record_name=deal.name,
+            field="stage",
+            base_value="proposal",
+            local_value="negotiation",
+            remote_value="closed_won",
+            rule=Owner.SHARED,
+            winner=Winner.REMOTE,
+            reason="last write wins",
+            status=status,
+        )
+        SyncRun.objects.create(connection="notion")
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "crmsync_conflict_changelist",
+        "crmsync_syncrun_changelist",
+        "crmsync_syncconnection_changelist",
+        "crmsync_fieldownership_changelist",
+        "crmsync_outboxentry_changelist",
+    ],
+)
+def test_sync_changelists_keep_a_constant_query_count(staff_client, notion_settings, url_name):
+    url = reverse(f"admin:{url_name}")
+    make_conflicts(3)
+    staff_client.get(url)  # first visit creates the ownership rows
+    with CaptureQueriesContext(connection) as few:
+        assert staff_client.get(url).status_code == 200
+    make_conflicts(200, start=3)
+    with CaptureQueriesContext(connection) as many:
+        assert staff_client.get(url).status_code == 200
+    assert len(many) == len(few)
+
+
+def test_deal_sync_state_column_and_filter(staff_client, notion_settings, notion_emulator):
+    linked = Opportunity.objects.create(name="Linked deal")
+    SyncEngine("notion").run()
+    pending = Opportunity.objects.create(name="Pending deal")
+    url = reverse("admin:crmsync_opportunity_changelist")
+    page = staff_client.get(url).content.decode()
+    assert "crmsync-sync-linked" in page and "crmsync-sync-pending" in page
+    assert "Pending deal" in staff_client.get(url, {"sync": "pending"}).content.decode()
+    only_linked = staff_client.get(url, {"sync": "linked"}).content.decode()
+    assert "Linked deal" in only_linked and "Pending deal" not in only_linked
+    detail = staff_client.get(reverse("admin:crmsync_opportunity_change", args=[linked.pk])).content.decode()
+    assert "https://www.notion.so/" in detail and "Owned by the CRM" in detail
+    assert pending.pk
+
+
+def test_conflicts_open_first_side_by_side_and_resolve(staff_client, notion_settings):
+    make_conflicts(2)
+    make_conflicts(1, start=2, status=ConflictStatus.OPEN)
+    listing = staff_client.get(reverse("admin:crmsync_conflict_changelist")).content.decode()
+    assert listing.index("Deal 2") < listing.index("Deal 0")
+    conflict = Conflict.objects.get(status=ConflictStatus.OPEN)
+    page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[conflict.pk])).content.decode()
+    for text in ("Base (last agreed)", "proposal", "negotiation", "closed_won", "Take remote"):
+        assert text in page
+    response = staff_client.post(
+        reverse("admin:crmsync_conflict_resolve", args=[conflict.pk]), {"resolution": "take_remote"}
+    )
+    assert response.status_code == 302
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.RESOLVED and conflict.resolved_by.username == "staff"
+    assert Opportunity.objects.get(pk=conflict.object_id).stage == "closed_won"
+
+
+def test_bulk_keep_local_and_bad_values_are_reported(staff_client, notion_settings):
+    make_conflicts(3, status=ConflictStatus.OPEN)
+    url = reverse("admin:crmsync_conflict_changelist")
+    ids = list(Conflict.objects.values_list("pk", flat=True))
+    staff_client.post(url, {"action": "keep_local", "_selected_action": ids})
+    assert Conflict.objects.filter(status=ConflictStatus.RESOLVED).count() == 3
+    make_conflicts(1, start=3, status=ConflictStatus.OPEN)
+    conflict = Conflict.objects.get(status=ConflictStatus.OPEN)
+    response = staff_client.post(
+        reverse("admin:crmsync_conflict_resolve", args=[conflict.pk]),
+        {"resolution": "value", "value": '"won"'},
+        follow=True,
+    )
+    assert "not a valid choice" in response.content.decode()
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.OPEN
+
+
+def test_view_only_staff_see_but_cannot_resolve_or_edit_ownership(viewer_client, notion_settings):
+    make_conflicts(1, status=ConflictStatus.OPEN)
+    conflict = Conflict.objects.get()
+    page = viewer_client.get(reverse("admin:crmsync_conflict_change", args=[conflict.pk]))
+    assert page.status_code == 200 and "Take remote" not in page.content.decode()
+    assert (
+        viewer_client.post(
+            reverse("admin:crmsync_conflict_resolve", args=[conflict.pk]), {"resolution": "take_remote"}
+        ).status_code
+        == 403
+    )
+    ownership = viewer_client.get(reverse("admin:crmsync_fieldownership_changelist")).content.decode()
+    assert 'name="form-0-owner"' not in ownership
+    health = viewer_client.get(
+        reverse("admin:crmsync_syncconnection_change", args=["notion"])
+    ).content.decode()
+    assert "Sync now" not in health
+    assert (
+        viewer_client.post(reverse("admin:crmsync_syncconnection_sync_now", args=["notion"])).status_code
+        == 403
+    )
+
+
+def test_field_ownership_table_edit_and_restore_defaults(staff_client, notion_settings):
+    url = reverse("admin:crmsync_fieldownership_changelist")
+    page = staff_client.get(url).content.decode()
+    rows = FieldOwnership.objects.filter(connection="notion")
+    assert rows.count() == 10 + 5  # every deal and contact field
+    stage = rows.get(entity="deal", field="stage")
+    assert "Shared (last write wins)" in page
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": stage.pk,
+        "form-0-owner": "manual",
+        "_save": "Save",
+    }
+    assert staff_client.post(url + f"?q=&id__exact={stage.pk}", form).status_code == 302
+    stage.refresh_from_db()
+    assert stage.owner == Owner.MANUAL
+    staff_client.post(url, {"action": "restore_defaults", "_selected_action": [stage.pk]})
+    stage.refresh_from_db()
+    assert stage.owner == Owner.SHARED
+
+
+def test_ownership_rows_for_unknown_fields_are_refused(notion_settings):
+    from django.core.exceptions import ValidationError
+
+    for connection_name, entity, field in [
+        ("notion", "deal", "colour"),
+        ("hubspot", "deal", "stage"),
+        ("notion", "activity", "subject"),
+    ]:
+        with pytest.raises(ValidationError):
+            FieldOwnership(connection=connection_name, entity=entity, field=field, owner="agent").full_clean()
+
+
+def test_connection_health_sync_now_and_retry(staff_client, notion_settings, notion_emulator):
+    Opportunity.objects.create(name="Good")
+    bad = Opportunity.objects.create(name="Bad", notes="x" * 200_001)
+    for _ in range(3):
+        SyncEngine("notion").run()
+    listing = staff_client.get(reverse("admin:crmsync_syncconnection_changelist")).content.decode()
+    assert "notion" in listing
+    url = reverse("admin:crmsync_syncconnection_change", args=["notion"])
+    page = staff_client.get(url).content.decode()
+    assert "Quarantined records" in page and str(bad.pk) in page and "Sync now" in page
+    assert notion_emulator.token not in page and notion_emulator.token not in listing
+    response = staff_client.post(
+        reverse("admin:crmsync_syncconnection_sync_now", args=["notion"]), follow=True
+    )
+    assert "Sync of notion enqueued" in response.content.decode()
+    assert SyncRun.objects.filter(connection="notion").count() == 4
+    entry = OutboxEntry.objects.get(local_id=bad.pk)
+    staff_client.post(reverse("admin:crmsync_syncconnection_retry", args=["notion", entry.pk]))
+    entry.refresh_from_db()
+    assert not entry.quarantined and entry.attempts == 0

@@ -169,6 +169,14 @@ class CRMAdapter:
     def close(self) -> None:
         """Release clients and connections."""
 
+    def mapped_fields(self, entity: str) -> list[str]:
+        """The fields of ``entity`` this connection syncs (all of them by default)."""
+        return list(ENTITIES[entity].field_names)
+
+    def remote_url(self, entity: str, remote_id: str) -> str | None:
+        """A link to the record in the CRM's own UI, when it has one."""
+        return None
+
     def check(self) -> list[str]:
         """Problems with the remote side (missing properties, wrong types); may send requests."""
         return []

@@ -128,6 +128,12 @@ class NotionAdapter(CRMAdapter):
     def requests_sent(self) -> int:
         return self._requests
 
+    def mapped_fields(self, entity: str) -> list[str]:
+        return list(self.mapping(entity))
+
+    def remote_url(self, entity: str, remote_id: str) -> str | None:
+        return f"https://www.notion.so/{remote_id.replace('-', '')}"
+
     def mapping(self, entity: str) -> dict[str, tuple[str, str]]:
         return props.property_map(entity, (self.options["properties"] or {}).get(entity))
 

@@ -1,6 +1,9 @@
 """Who owns each synced field on a connection: DESIGN §2 defaults, overridden per row."""
 
+from django.core.exceptions import ValidationError
+
 from ..choices import Owner
+from ..conf import app_settings
 from ..entities import ENTITIES
 
 
@@ -19,3 +22,40 @@ def owners(connection: str, entity: str) -> dict[str, Owner]:
         if field in result:
             result[field] = Owner(owner)
     return result
+
+
+def synced_fields(connection: str) -> dict[str, list[str]]:
+    """{entity: [field, ...]} a configured connection syncs both ways."""
+    from ..registry import connections
+
+    adapter = connections[connection]
+    return {
+        entity: adapter.mapped_fields(entity)
+        for entity in sorted(adapter.entities)
+        if ENTITIES[entity].two_way
+    }
+
+
+def validate_ownership(connection: str, entity: str, field: str) -> None:
+    """Raise ValidationError unless ``field`` of ``entity`` is synced by ``connection``."""
+    if connection not in app_settings.CONNECTIONS:
+        raise ValidationError({"connection": f"No connection {connection!r} in CRMSYNC['CONNECTIONS']."})
+    fields = synced_fields(connection)
+    if entity not in fields:
+        raise ValidationError({"entity": f"Connection {connection!r} does not sync {entity} records."})
+    if field not in fields[entity]:
+        raise ValidationError({"field": f"{entity}.{field} is not a field connection {connection!r} syncs."})
+
+
+def ensure_rows() -> None:
+    """One FieldOwnership row per synced field of every configured connection (so the
+    admin can show and edit them all in one table); existing rows are kept."""
+    from ..models import FieldOwnership
+
+    rows = [
+        FieldOwnership(connection=alias, entity=entity, field=field, owner=default_owners(entity)[field])
+        for alias in app_settings.CONNECTIONS
+        for entity, fields in synced_fields(alias).items()
+        for field in fields
+    ]
+    FieldOwnership.objects.bulk_create(rows, ignore_conflicts=True)

@@ -51,5 +51,10 @@ def token(django_user_model, settings, keep_test_connection):
 def test_api_never_errors_and_conforms_to_its_schema(case, token):
     case.call_and_validate(
         headers={"Authorization": f"Token {token}"},
-        checks=[not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance],
+        checks=[
+            not_a_server_error,
+            response_schema_conformance,
+            status_code_conformance,
+            content_type_conformance,
+        ],
     )
