@@ -41,8 +41,10 @@ class ArchiveInsteadOfDeleteMixin:
 
     actions = ["archive_selected", "restore_selected"]
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        # action_location: Django 6.1 passes it (and warns when the override lacks it).
+        kwargs = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **kwargs)
         actions.pop("delete_selected", None)
         return actions
 
@@ -378,20 +380,13 @@ class ConflictAdmin(admin.ModelAdmin):
             request, f"Resolved {done} conflicts ({resolution.replace('_', ' ')}).", messages.SUCCESS
         )
 
-    @admin.action(description="Keep the local value (push it)")
+    @admin.action(description="Keep the local value (push it)", permissions=["resolve"])
     def keep_local(self, request, queryset):
         self._bulk(request, queryset, Resolution.KEEP_LOCAL)
 
-    @admin.action(description="Take the remote value (write it locally)")
+    @admin.action(description="Take the remote value (write it locally)", permissions=["resolve"])
     def take_remote(self, request, queryset):
         self._bulk(request, queryset, Resolution.TAKE_REMOTE)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not self.has_resolve_permission(request):
-            actions.pop("keep_local", None)
-            actions.pop("take_remote", None)
-        return actions
 
 
 # --- Field ownership ---------------------------------------------------------------------
@@ -491,7 +486,15 @@ class SyncRunAdmin(ReadOnlyAdmin):
 class OutboxEntryAdmin(ReadOnlyAdmin):
     """Local changes waiting to be pushed, per connection (quarantined ones included)."""
 
-    list_display = ["local_id", "entity", "connection", "enqueued_at", "attempts", "quarantined", "last_error"]
+    list_display = [
+        "local_id",
+        "entity",
+        "connection",
+        "enqueued_at",
+        "attempts",
+        "quarantined",
+        "last_error",
+    ]
     list_filter = ["connection", "entity", "quarantined"]
 
 

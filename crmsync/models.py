@@ -123,7 +123,7 @@ class Contact(SyncedModel):
         max_length=50,
         blank=True,
         validators=[
-            RegexValidator(r"^[0-9+()./ \-x]*$", "Enter a phone number (digits, spaces, + ( ) - . /).")
+            RegexValidator(r"^[0-9+()./ \-x]+$", "Enter a phone number (digits, spaces, + ( ) - . /).")
         ],
     )
     company = models.CharField(max_length=200, blank=True)

@@ -331,3 +331,18 @@ def test_value_precision_round_trips_as_strings(agent):
     response = agent.post(URL, deal_payload(value="0.10", confidence="0.333"), format="json")
     assert (response.data["value"], response.data["confidence"]) == ("0.10", "0.333")
     assert Opportunity.objects.get().value == Decimal("0.10")
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("0382-02-23T16:57:03.26732-16:28", 200),
+        ("2026-01-01T00:00:00+05:30", 200),
+        ("9999-12-31T23:59:59-12:00", 400),
+        ("yesterday", 400),
+    ],
+)
+def test_updated_since_with_any_offset_is_never_a_server_error(agent, value, status):
+    # Found by schemathesis: PostgreSQL cannot store a -16:28 offset; values are made UTC first.
+    assert agent.get(URL, {"updated_since": value}).status_code == status
+    assert agent.get("/api/v1/contacts/", {"updated_since": value}).status_code == status

@@ -1,7 +1,31 @@
+import datetime as dt
+
 import django_filters as filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from ..choices import DealStage
 from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC in Python: offsets PostgreSQL cannot store
+    (such as -16:28) and years it cannot convert are a 400, not a database error."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            moment = moment.astimezone(dt.UTC)
+            moment.replace(year=moment.year + 1)  # room for the database's own conversions
+        except (OverflowError, ValueError) as err:
+            raise forms.ValidationError("Enter a date-time between the years 1 and 9998.") from err
+        return moment
+
+
+class UTCDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
 
 
 class OpportunityFilter(filters.FilterSet):
@@ -9,7 +33,7 @@ class OpportunityFilter(filters.FilterSet):
     close_date = filters.DateFromToRangeFilter(help_text="close_date_after / close_date_before (inclusive).")
     value_min = filters.NumberFilter(field_name="value", lookup_expr="gte")
     value_max = filters.NumberFilter(field_name="value", lookup_expr="lte")
-    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UTCDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     archived = filters.BooleanFilter(help_text="Archived records are left out unless archived=true.")
     contact = filters.ModelChoiceFilter(queryset=Contact.objects.all())
 
@@ -19,7 +43,7 @@ class OpportunityFilter(filters.FilterSet):
 
 
 class ContactFilter(filters.FilterSet):
-    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UTCDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     archived = filters.BooleanFilter()
 
     class Meta:
@@ -28,7 +52,7 @@ class ContactFilter(filters.FilterSet):
 
 
 class ActivityFilter(filters.FilterSet):
-    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_after = UTCDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     archived = filters.BooleanFilter()
 
     class Meta:

@@ -396,6 +396,13 @@ class NotionEmulator:
                 HUMAN_USER,
             )
 
+    def corrupt(self, page_id: str, prop: str, value) -> None:
+        """Store a raw property value without validation (a malformed answer for tests):
+        ``corrupt(page, "Value", {"type": "number", "number": "twelve"})``."""
+        with self.lock:
+            self.pages[page_id]["properties"][prop] = value
+            self.pages[page_id]["last_edited_time"] = floor_minute(self.clock.now())
+
     def hide(self, page_id: str, hidden: bool = True) -> None:
         """Make a page invisible to the integration (lost permission), without trashing it."""
         with self.lock:

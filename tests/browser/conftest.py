@@ -15,12 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev dependency group")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (scripts/test does) or set CRMSYNC_CHROMIUM.")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's chromium (scripts/test does) or set CRMSYNC_CHROMIUM."
+        )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield browser
         browser.close()
@@ -43,6 +52,8 @@ def page(browser, live_server, django_user_model):
 
 @pytest.fixture
 def screenshot_dir():
-    target = ROOT / ("docs/screenshots" if os.environ.get("CRMSYNC_UPDATE_SCREENSHOTS") else "var/screenshots")
+    target = ROOT / (
+        "docs/screenshots" if os.environ.get("CRMSYNC_UPDATE_SCREENSHOTS") else "var/screenshots"
+    )
     target.mkdir(parents=True, exist_ok=True)
     return target

@@ -37,7 +37,9 @@ def test_take_the_remote_value_of_a_conflict(page, notion_settings, notion_emula
     page.goto("/admin/crmsync/conflict/")
     page.click(f"#result_list a[href$='/{conflict.pk}/change/']")
     page.wait_for_selector("#conflict-sides")
-    assert "closed_won" in page.inner_text("#conflict-sides") and "negotiation" in page.inner_text("#conflict-sides")
+    assert "closed_won" in page.inner_text("#conflict-sides") and "negotiation" in page.inner_text(
+        "#conflict-sides"
+    )
     page.screenshot(path=str(screenshot_dir / "conflict-detail.png"), full_page=True)
     page.click("button[value=take_remote]")
     page.wait_for_selector(".messagelist .success")
