@@ -47,7 +47,12 @@ def apply_values(instance, values: dict) -> None:
     """
     entity = instance.entity()
     for name, value in values.items():
-        python = _to_python(entity, name, value)
+        try:
+            python = _to_python(entity, name, value)
+        except (ValueError, TypeError, ArithmeticError) as err:
+            raise MappingError(
+                f"{name}: {value!r} is not a valid {entity.field(name).kind}", field=name
+            ) from err
         if entity.name == "deal" and name == "contact":
             instance.contact = contact_for_email(python) if python else None
             continue

@@ -35,6 +35,9 @@ class RemoteRecord:
     archived: bool = False
     created_at: dt.datetime | None = None
     raw: dict | None = dataclasses.field(default=None, repr=False, compare=False)
+    # Set when the record could not be read (a malformed answer): values are then empty
+    # and the engine counts a failure for this record instead of stopping the run.
+    error: str | None = None
 
 
 Change = RemoteRecord

@@ -314,6 +314,27 @@ class NotionAdapter(CRMAdapter):
             raw=page,
         )
 
+    def readable_record(self, entity: str, page: dict) -> RemoteRecord:
+        """``page_to_record``, or for a malformed page a record carrying the error (so one
+        bad page does not stop a listing)."""
+        try:
+            return self.page_to_record(entity, page)
+        except (MappingError, TypeError, ValueError, KeyError, AttributeError) as err:
+            return RemoteRecord(
+                remote_id=str(page.get("id")),
+                sync_id=None,
+                values={},
+                modified_at=parse_time(page.get("last_edited_time"))
+                if isinstance(page.get("last_edited_time"), str)
+                else None,
+                created_at=parse_time(page.get("created_time"))
+                if isinstance(page.get("created_time"), str)
+                else None,
+                archived=bool(page.get("in_trash")),
+                raw=page,
+                error=f"cannot read the page: {err}",
+            )
+
     def _read_full_property(self, page_id: str, value: dict) -> dict:
         """A property value read whole through the page-property endpoint (paginated)."""
         ptype, items, cursor = value["type"], [], None
@@ -413,7 +434,7 @@ class NotionAdapter(CRMAdapter):
             response = self._call(
                 self.client.data_sources.query, **kwargs, **({"start_cursor": cursor} if cursor else {})
             )
-            yield response, [self.page_to_record(entity, page) for page in response.get("results", [])]
+            yield response, [self.readable_record(entity, page) for page in response.get("results", [])]
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
                 return

@@ -214,9 +214,12 @@ def page_is_truncated(prop_value: dict) -> bool:
     ptype = prop_value.get("type")
     if ptype == "relation":
         return bool(prop_value.get("has_more"))
-    if ptype in (*TEXT_TYPES, "people"):
-        return len(prop_value.get(ptype) or []) >= PAGE_OBJECT_REFERENCE_LIMIT
-    return False
+    items = prop_value.get(ptype)
+    return (
+        ptype in (*TEXT_TYPES, "people")
+        and isinstance(items, list)
+        and len(items) >= PAGE_OBJECT_REFERENCE_LIMIT
+    )
 
 
 def page_to_values(page: dict, mapping: dict, kinds: dict, options: dict) -> dict:

@@ -180,9 +180,17 @@ class SyncEngine:
         return self._owners[entity]
 
     def fail_record(
-        self, entity: str, local_id, err: Exception, *, count: bool = True, remote_id=None
+        self,
+        entity: str,
+        local_id,
+        err: Exception,
+        *,
+        count: bool = True,
+        remote_id=None,
+        quarantine: bool = False,
     ) -> None:
-        """Count a record's failure; after MAX_RECORD_FAILURES it is quarantined."""
+        """Count a record's failure; after MAX_RECORD_FAILURES (or at once with
+        ``quarantine``) it is quarantined: visible, and left out until it is edited."""
         message = f"{entity} {local_id or f'(remote {remote_id})'}: {err}"
         logger.warning("sync %s: %s", self.alias, message)
         self.errors.append(message)
@@ -192,7 +200,7 @@ class SyncEngine:
         entry, _ = OutboxEntry.objects.get_or_create(connection=self.alias, entity=entity, local_id=local_id)
         entry.attempts += 1
         entry.last_error = str(err)[:2000]
-        if entry.attempts >= app_settings.MAX_RECORD_FAILURES and not entry.quarantined:
+        if (quarantine or entry.attempts >= app_settings.MAX_RECORD_FAILURES) and not entry.quarantined:
             entry.quarantined = True
             self.stats["quarantined"] += 1
         entry.save(update_fields=["attempts", "last_error", "quarantined"])
@@ -245,18 +253,35 @@ class SyncEngine:
             link.local_id: link
             for link in SyncLink.objects.filter(connection=self.alias, entity=entity, local_id__in=sync_ids)
         }
+        merged = []
         for record in records:
             link = links.get(record.remote_id)
             try:
+                if record.error:
+                    raise MappingError(record.error)  # a malformed answer
                 if link is not None:
                     self.merge_linked(entity, record, link, instances.get(link.local_id))
+                    merged.append(link.local_id)
                 else:
                     self.link_or_create_local(entity, record, instances, linked_elsewhere)
             except (MappingError, AdapterError) as err:
                 if isinstance(err, TransientAdapterError):
                     raise
-                local_id = link.local_id if link else None
-                self.fail_record(entity, local_id, err, count=link is not None, remote_id=record.remote_id)
+                # The page is read again only when it is edited: quarantine at once, and
+                # go on with the others.
+                self.fail_record(
+                    entity,
+                    link.local_id if link else None,
+                    err,
+                    count=link is not None,
+                    remote_id=record.remote_id,
+                    quarantine=True,
+                )
+        if merged:
+            # A page that reads and merges cleanly again leaves quarantine.
+            OutboxEntry.objects.filter(
+                connection=self.alias, entity=entity, local_id__in=merged, quarantined=True
+            ).update(quarantined=False, attempts=0, last_error="")
 
     def link_or_create_local(self, entity, record, instances, linked_elsewhere) -> None:
         sync_id = _uuid(record.sync_id)

@@ -986,6 +986,7 @@ class NotionEmulator:
             rendered = dict(value)
             if (
                 ptype in ("title", "rich_text", "relation", "people")
+                and isinstance(value.get(ptype), list)
                 and len(value[ptype]) > PAGE_OBJECT_REFERENCE_LIMIT
             ):
                 rendered[ptype] = value[ptype][:PAGE_OBJECT_REFERENCE_LIMIT]
