@@ -149,6 +149,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 CRMSYNC = {"CONNECTIONS": {}, "SYNC_INTERVAL": 60}
+if os.environ.get("CRMSYNC_LEASE_SECONDS"):  # not part of the contract: for reliability tests
+    CRMSYNC["LEASE_SECONDS"] = int(os.environ["CRMSYNC_LEASE_SECONDS"])
 if os.environ.get("CRMSYNC_NOTION_TOKEN"):
     notion_options = {
         "token": os.environ["CRMSYNC_NOTION_TOKEN"],

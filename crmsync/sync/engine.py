@@ -96,11 +96,22 @@ class SyncEngine:
     def acquire_lease(self) -> bool:
         SyncConnection.objects.get_or_create(alias=self.alias)
         now = timezone.now()
+        expired = SyncConnection.objects.filter(alias=self.alias, lease_expires_at__lt=now).exclude(
+            lease_owner=""
+        )
+        taken_over = expired.exists()
         taken = (
             SyncConnection.objects.filter(alias=self.alias)
             .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_owner=self.owner))
             .update(lease_owner=self.owner, lease_expires_at=self._lease_expiry())
         )
+        if taken == 1 and taken_over:
+            # The previous holder died mid-run (its lease expired): close its run's record.
+            SyncRun.objects.filter(connection=self.alias, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED,
+                finished_at=now,
+                error_summary="The worker stopped before finishing (lease expired).",
+            )
         return taken == 1
 
     def renew_lease(self) -> None:
