@@ -5,6 +5,7 @@ connection at once; a worker killed with SIGKILL mid-run leaves a lease that exp
 is taken over."""
 
 import datetime as dt
+import itertools
 import os
 import signal
 import subprocess
@@ -80,7 +81,7 @@ def wait_for(predicate, timeout=90):
 
 def overlapping(runs) -> list:
     active = sorted((r.started_at, r.finished_at or r.started_at) for r in runs)
-    return [(a, b) for a, b in zip(active, active[1:], strict=False) if b[0] < a[1]]
+    return [(a, b) for a, b in itertools.pairwise(active) if b[0] < a[1]]
 
 
 def test_two_clusters_never_run_one_connection_at_once(redis_broker, notion_emulator):
