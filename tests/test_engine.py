@@ -475,3 +475,18 @@ def test_resolving_refuses_bad_values_and_resolved_conflicts(notion_settings, no
         resolve_conflict(conflict, "keep_local")
     sync()
     assert notion_emulator.page_values(page_of(deal))["Stage"] == "Proposal"
+
+
+def test_quiet_idle_runs_reread_no_pages(notion_settings, notion_emulator):
+    # The watermark follows Notion's clock (Date header), not only the last edit seen:
+    # after a quiet spell an idle run lists nothing, however many pages exist.
+    for index in range(120):
+        make_deal(name=f"Deal {index}")
+    sync()
+    notion_emulator.clock.advance(300)
+    sync()  # may re-read the creates' echoes once
+    notion_emulator.reset_counters()
+    sync()
+    queries = [log for log in notion_emulator.requests if log.endpoint == "data_sources.query"]
+    assert queries and sum(log.returned for log in queries) == 0
+    assert len(queries) == 4  # deals and contacts: one query each plus one in_trash each

@@ -59,6 +59,9 @@ class ChangePage:
 
     records: list[RemoteRecord]
     checkpoint: dt.datetime | None
+    # The CRM's clock when the listing began, if it tells (HTTP Date): every record
+    # modified before it (minus an overlap) has been seen once the listing completes.
+    as_of: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ of the connection's request budget (shared by every process, see ``ratelimit``).
 
 import contextlib
 import datetime as dt
+import email.utils
 import logging
 import random
 
@@ -113,6 +114,7 @@ class NotionAdapter(CRMAdapter):
         self._schemas: dict[str, dict] = {}
         self._warned: set = set()
         self._requests = 0
+        self.server_time: dt.datetime | None = None  # Notion's clock, from the last Date header
         rate = self.options["requests_per_second"]
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
 
@@ -160,6 +162,7 @@ class NotionAdapter(CRMAdapter):
                     log_level=logging.WARNING,
                 )
             client.client.event_hooks["request"].append(self._before_request)
+            client.client.event_hooks["response"].append(self._after_response)
             self._client = client
         return self._client
 
@@ -167,6 +170,10 @@ class NotionAdapter(CRMAdapter):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def _after_response(self, response):
+        with contextlib.suppress(TypeError, ValueError):
+            self.server_time = email.utils.parsedate_to_datetime(response.headers.get("date"))
 
     def _before_request(self, request):
         if self.budget:
@@ -458,24 +465,28 @@ class NotionAdapter(CRMAdapter):
         Trashed pages come first (one ``in_trash`` query; ordinary queries leave them
         out) with no checkpoint; live pages follow in ascending time, each result page
         with its last time as checkpoint. A query stopped by Notion's 10,000-row cap is
-        continued by a new query from the last time seen (boundary rows repeat).
+        continued by a new query from the last time seen (boundary rows repeat). Every
+        page carries ``as_of``: Notion's clock (Date header) at the first answer.
         """
         timestamp = "last_edited_time" if by == "modified" else "created_time"
         sorts = [{"timestamp": timestamp, "direction": "ascending"}]
+        as_of = None
 
         def window(after):
             return {"timestamp": timestamp, timestamp: {"on_or_after": notion_time(after)}} if after else None
 
         if include_trashed:
             for _, records in self._query(entity, filter=window(since), sorts=sorts, in_trash=True):
-                yield ChangePage(records, checkpoint=None)
+                as_of = as_of or self.server_time
+                yield ChangePage(records, checkpoint=None, as_of=as_of)
         after = since
         while True:
             capped, last = False, None
             for response, records in self._query(entity, filter=window(after), sorts=sorts):
                 if records:
                     last = getattr(records[-1], "modified_at" if by == "modified" else "created_at")
-                yield ChangePage(records, checkpoint=last)
+                as_of = as_of or self.server_time
+                yield ChangePage(records, checkpoint=last, as_of=as_of)
                 capped = (response.get("request_status") or {}).get("type") == "incomplete"
             if not capped or last is None or last == after:
                 return

@@ -229,22 +229,29 @@ class SyncEngine:
         else:
             since = floor_minute(cursor.watermark) - OVERLAP if cursor.watermark else None
             pages = self.adapter.iter_changes(entity, since, by="modified")
+        as_of = None
         for page in pages:
             faults.point("pull:page")
             self.apply_remote_page(entity, page.records)
+            as_of = as_of or page.as_of
             seen = [record.modified_at for record in page.records if record.modified_at]
-            if seen:
-                cursor.watermark = max([*seen, cursor.watermark] if cursor.watermark else seen)
-            if not cursor.full_pull_done and page.checkpoint:
-                cursor.full_pull_after = page.checkpoint
+            if not cursor.full_pull_done:
+                cursor.full_pull_started_at = cursor.full_pull_started_at or as_of
+                cursor.full_pull_after = page.checkpoint or cursor.full_pull_after
+            cursor.watermark = _latest(cursor.watermark, *seen)
             with self.atomic():
                 cursor.save()
             if self.out_of_time():
                 return
-        if not cursor.full_pull_done:
-            cursor.full_pull_done = True
-            with self.atomic():
-                cursor.save()
+        # The listing is complete: everything edited before it began has been seen, so the
+        # next run needs only what changed since (minus the overlap), even when nothing
+        # was edited for a while.
+        cursor.watermark = _latest(
+            cursor.watermark, as_of if cursor.full_pull_done else cursor.full_pull_started_at
+        )
+        cursor.full_pull_done = True
+        with self.atomic():
+            cursor.save()
 
     def apply_remote_page(self, entity: str, records) -> None:
         model = ENTITIES[entity].get_model()
@@ -682,6 +689,11 @@ class SyncEngine:
 
 
 _MISSING = object()
+
+
+def _latest(*moments):
+    moments = [moment for moment in moments if moment is not None]
+    return max(moments) if moments else None
 
 
 def _uuid(value) -> uuid.UUID | None:

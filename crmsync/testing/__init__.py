@@ -7,8 +7,22 @@
 - ``crmsync.testing.pytest_plugin``: fixtures ``notion_emulator`` and ``notion_settings``.
 """
 
-from .contract import AdapterContractTests
-from .fake import FakeAdapter
-from .notion_emulator import NotionEmulator
-
 __all__ = ["AdapterContractTests", "FakeAdapter", "NotionEmulator"]
+
+
+def __getattr__(name):
+    # Imported lazily: ``python -m crmsync.testing.notion_emulator`` must not find the
+    # module already imported by its package.
+    if name == "AdapterContractTests":
+        from .contract import AdapterContractTests
+
+        return AdapterContractTests
+    if name == "FakeAdapter":
+        from .fake import FakeAdapter
+
+        return FakeAdapter
+    if name == "NotionEmulator":
+        from .notion_emulator import NotionEmulator
+
+        return NotionEmulator
+    raise AttributeError(name)

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import email.utils
 import json
 import math
 import re
@@ -211,6 +212,7 @@ class RequestLog:
     endpoint: str
     path: str
     status: int
+    returned: int = 0  # results in a list answer
 
 
 class TokenBucket:
@@ -573,7 +575,8 @@ class NotionEmulator:
                 payload["additional_data"] = err.additional_data
         payload["request_id"] = str(uuid.uuid4())
         with self.lock:
-            self.requests.append(RequestLog(time.monotonic(), method, endpoint, path, status))
+            returned = len(payload["results"]) if isinstance(payload.get("results"), list) else 0
+            self.requests.append(RequestLog(time.monotonic(), method, endpoint, path, status, returned))
         if delay:
             time.sleep(delay)
         return status, extra_headers, payload
@@ -1183,7 +1186,19 @@ class NotionEmulator:
                     ]
                 }
             if match and method == "POST":
+                if "pages" in data:  # bulk: {"pages": [{property: value}, ...]}
+                    return 200, {"ids": [self.human_create(match[1], props) for props in data["pages"]]}
                 return 200, {"id": self.human_create(match[1], data.get("properties", {}))}
+            if path == "/_emulator/rate-limit" and method == "POST":
+                self.set_rate_limit(data.get("rps"), data.get("burst"))
+                return 200, {"rps": data.get("rps")}
+            if path == "/_emulator/reset-counters" and method == "POST":
+                self.reset_counters()
+                return 200, {}
+            if path == "/_emulator/requests" and method == "GET":
+                return 200, {
+                    "requests": [[log.at, log.method, log.endpoint, log.status] for log in self.requests]
+                }
             match = re.match(r"^/_emulator/pages/([^/]+)$", path)
             if match and method in ("POST", "PATCH"):
                 self.human_edit(match[1], data.get("properties"), in_trash=data.get("in_trash"))
@@ -1210,6 +1225,10 @@ class _Handler(BaseHTTPRequestHandler):
     # segments would wait on the client's delayed ACK (~40 ms a request).
     wbufsize = 1 << 16
     disable_nagle_algorithm = True
+
+    def date_time_string(self, timestamp=None):
+        # The Date header follows the emulator's (controllable) clock, as Notion's follows its own.
+        return email.utils.formatdate(self.emulator.clock.now().timestamp(), usegmt=True)
 
     def log_message(self, format, *args):
         pass

@@ -1,0 +1,553 @@
+"""crmsync benchmarks: ratios measured side by side in one run, on PostgreSQL and SQLite.
+
+    python bench/run.py            # full sizes; writes docs/benchmarks.md
+    python bench/run.py --smoke    # tiny sizes, quick: checks that every benchmark still runs
+
+The Notion side is the shipped emulator, in its own process (so that CPU time and memory
+measured here are the engine's). Nothing here gates on absolute times.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+FULL = {
+    "new": 1000,
+    "local": 300,
+    "remote": 300,
+    "archive": 50,
+    "budget": 1000,
+    "idle": (100, 10_000),
+    "pull": 10_000,
+    "memory": (2_000, 20_000),
+    "api_requests": 60,
+    "freshness": True,
+}
+SMOKE = {
+    "new": 40,
+    "local": 10,
+    "remote": 10,
+    "archive": 5,
+    "budget": 40,
+    "idle": (20, 200),
+    "pull": 200,
+    "memory": (100, 1000),
+    "api_requests": 10,
+    "freshness": False,
+}
+TARGETS = {
+    "request_efficiency": ("≤ 1.05", lambda v: v <= 1.05),
+    "budget_use": ("≥ 0.90, 0 × 429", lambda v: v >= 0.90),
+    "idle_query_ratio": ("= 1.0", lambda v: v == 1.0),
+    "idle_time_ratio": ("≤ 1.5", lambda v: v <= 1.5),
+    "cpu_ms_per_pushed": ("≤ 2 ms", lambda v: v <= 2),
+    "cpu_ms_per_pulled": ("≤ 2 ms", lambda v: v <= 2),
+    "memory_ratio": ("≤ 1.3", lambda v: v <= 1.3),
+    "api_p50_ratio": ("≤ 1.1", lambda v: v <= 1.1),
+    "api_p95_ratio": ("≤ 1.1", lambda v: v <= 1.1),
+    "api_query_growth": ("= 0", lambda v: v == 0),
+    "freshness_s": ("≤ interval + one cycle", None),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Emulator:
+    """The standalone emulator in its own process, driven through its control endpoints."""
+
+    def __init__(self, rate=None):
+        self.port = free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "crmsync.testing.notion_emulator",
+            "--port",
+            str(self.port),
+            "--demo",
+            "--token",
+            TOKEN,
+        ]
+        self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.process.stdout.readline()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        state = self.http.get("/_emulator/state").json()
+        self.database = state["databases"]["Deals"]["id"]
+        self.source = state["databases"]["Deals"]["data_sources"][0]
+        if rate:
+            self.http.post("/_emulator/rate-limit", json={"rps": rate})
+
+    def create_pages(self, count):
+        for start in range(0, count, 1000):
+            pages = [
+                {"Name": f"Remote {i}", "Stage": "Discovery"} for i in range(start, min(count, start + 1000))
+            ]
+            self.http.post(f"/_emulator/data_sources/{self.source}/pages", json={"pages": pages})
+
+    def edit(self, page_id, properties):
+        self.http.post(f"/_emulator/pages/{page_id}", json={"properties": properties})
+
+    def advance(self, seconds):
+        self.http.post("/_emulator/clock", json={"advance": seconds})
+
+    def requests(self):
+        return self.http.get("/_emulator/requests").json()["requests"]
+
+    def stop(self):
+        self.http.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def env_for(emulator, database_url, rps=None) -> dict:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": database_url,
+        "CRMSYNC_NOTION_TOKEN": TOKEN,
+        "CRMSYNC_NOTION_API_URL": emulator.url,
+        "CRMSYNC_NOTION_DATABASE_ID": emulator.database,
+        "CRMSYNC_NOTION_RPS": str(rps or 100_000),
+        "CRMSYNC_LOG_LEVEL": "WARNING",
+    }
+
+
+# --- In the child process (one database backend) -----------------------------------------
+
+
+def configure(emulator, rps=None):
+    from django.conf import settings
+
+    from crmsync.registry import connections
+
+    options = {
+        "token": TOKEN,
+        "base_url": emulator.url,
+        "database_id": emulator.database,
+        "requests_per_second": rps,
+    }
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
+    connections.reset()
+
+
+def fresh_tables():
+    from crmsync import models
+
+    for model in (
+        models.Conflict,
+        models.SyncLink,
+        models.OutboxEntry,
+        models.SyncCursor,
+        models.SyncRun,
+        models.SyncConnection,
+        models.RateBudget,
+        models.Activity,
+        models.Opportunity,
+        models.Contact,
+    ):
+        model.objects.all().delete()
+
+
+def sync_until_done() -> int:
+    from crmsync.sync.engine import SyncEngine
+
+    requests = 0
+    for _ in range(50):
+        run = SyncEngine("notion").run()
+        requests += run.requests
+        if run.status != "partial":
+            assert run.status == "success", run.error_summary
+            return requests
+    raise RuntimeError("sync did not finish")
+
+
+def make_deals(count):
+    from crmsync.models import Opportunity
+
+    Opportunity.objects.bulk_create(
+        [Opportunity(name=f"Deal {i:05d}", probability=10) for i in range(count)], batch_size=1000
+    )
+
+
+def measure_efficiency(sizes):
+    from crmsync.models import Opportunity, SyncLink
+
+    fresh_tables()
+    emulator = Emulator()
+    try:
+        configure(emulator)
+        make_deals(sizes["new"])
+        used = sync_until_done()
+        emulator.advance(300)
+        deals = list(Opportunity.objects.order_by("name"))
+        local = deals[: sizes["local"]]
+        remote = deals[sizes["local"] : sizes["local"] + sizes["remote"]]
+        archive = deals[
+            sizes["local"] + sizes["remote"] : sizes["local"] + sizes["remote"] + sizes["archive"]
+        ]
+        for deal in local:
+            deal.stage = "negotiation"
+            deal.save()
+        pages = dict(SyncLink.objects.values_list("local_id", "remote_id"))
+        for deal in remote:
+            emulator.edit(pages[deal.pk], {"Notes": "edited in Notion"})
+        for deal in archive:
+            deal.archived = True
+            deal.save()
+        used += sync_until_done()
+    finally:
+        emulator.stop()
+    minimum = sizes["new"] + sizes["local"] + sizes["archive"] + math.ceil(sizes["remote"] / 100) + 1
+    return {"request_efficiency": used / minimum, "requests_used": used, "requests_minimum": minimum}
+
+
+def measure_budget(sizes):
+    rate = 20
+    fresh_tables()
+    emulator = Emulator(rate=rate)
+    try:
+        configure(emulator, rps=rate)
+        make_deals(sizes["budget"])
+        sync_until_done()
+        log = emulator.requests()
+    finally:
+        emulator.stop()
+    times = [at for at, _method, _endpoint, _status in log]
+    achieved = (len(times) - 1) / (max(times) - min(times))
+    return {
+        "budget_use": achieved / rate,
+        "achieved_rps": achieved,
+        "throttled_429": sum(1 for r in log if r[3] == 429),
+    }
+
+
+def idle_cycle():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from crmsync.sync.engine import SyncEngine
+
+    timings, queries = [], []
+    for _ in range(5):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            run = SyncEngine("notion").run()
+            timings.append(time.perf_counter() - started)
+        assert run.updated_local == run.updated_remote == 0
+        queries.append(len(captured))
+    return statistics.median(timings), max(queries)
+
+
+def api_latency(count):
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user = get_user_model().objects.filter(
+        username="bench"
+    ).first() or get_user_model().objects.create_superuser("bench")
+    client = Client()
+    client.force_login(user)
+    urls = {"crmsync": "/api/v1/opportunities/?page_size=50", "plain": "/plain/opportunities/?page_size=50"}
+    samples = {name: [] for name in urls}
+    for url in urls.values():
+        client.get(url)  # warm up
+    for _ in range(count):
+        for name, url in urls.items():
+            started = time.perf_counter()
+            assert client.get(url).status_code == 200
+            samples[name].append(time.perf_counter() - started)
+    queries = {}
+    for name, url in urls.items():
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url)
+        queries[name] = len(captured)
+
+    def p(values, q):
+        return statistics.quantiles(values, n=100)[q - 1]
+
+    return {name: (p(values, 50), p(values, 95)) for name, values in samples.items()}, queries
+
+
+def measure_scaling(sizes):
+    """Idle cycles at two sizes, CPU per pushed and pulled record, and the API's list cost."""
+    small, big = sizes["idle"]
+    results = {}
+    for count in (small, big):
+        fresh_tables()
+        emulator = Emulator()
+        try:
+            configure(emulator)
+            make_deals(count)
+            cpu = time.process_time()
+            sync_until_done()
+            if count == big:
+                results["cpu_ms_per_pushed"] = (time.process_time() - cpu) * 1000 / count
+            emulator.advance(300)
+            sync_until_done()  # re-reads the echoes of the creates once
+            results[f"idle_{count}"] = idle_cycle()
+            results[f"api_{count}"] = api_latency(sizes["api_requests"])
+            if count == big:
+                emulator.create_pages(sizes["pull"])
+                cpu = time.process_time()
+                sync_until_done()
+                results["cpu_ms_per_pulled"] = (time.process_time() - cpu) * 1000 / sizes["pull"]
+        finally:
+            emulator.stop()
+    (t_small, q_small), (t_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
+    (latency, queries_big), (_, queries_small) = results[f"api_{big}"], results[f"api_{small}"]
+    return {
+        "idle_query_ratio": q_big / q_small,
+        "idle_queries": f"{q_small} / {q_big}",
+        "idle_time_ratio": t_big / t_small,
+        "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f}",
+        "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
+        "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
+        "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],
+        "api_p95_ratio": latency["crmsync"][1] / latency["plain"][1],
+        "api_ms": "p50 {:.1f} vs {:.1f}, p95 {:.1f} vs {:.1f}".format(
+            latency["crmsync"][0] * 1000,
+            latency["plain"][0] * 1000,
+            latency["crmsync"][1] * 1000,
+            latency["plain"][1] * 1000,
+        ),
+        "api_query_growth": queries_big["crmsync"] - queries_small["crmsync"],
+        "api_queries": f"{queries_big['crmsync']} (plain {queries_big['plain']})",
+    }
+
+
+def measure_memory(sizes, database_url):
+    peaks = {}
+    for count in sizes["memory"]:
+        fresh_tables()
+        emulator = Emulator()
+        try:
+            emulator.create_pages(count)
+            env = env_for(emulator, database_url)
+            peak = 0
+            for _ in range(20):
+                process = subprocess.Popen(
+                    [sys.executable, "manage.py", "crmsync_sync", "--json"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                output = process.stdout.read()
+                _, status, usage = os.wait4(process.pid, 0)
+                peak = max(peak, usage.ru_maxrss)
+                if json.loads(output.splitlines()[-1])["status"] != "partial":
+                    break
+        finally:
+            emulator.stop()
+        peaks[count] = peak
+    small, big = sizes["memory"]
+    return {
+        "memory_ratio": peaks[big] / peaks[small],
+        "peak_rss_mb": f"{peaks[small] / 1024:.0f} / {peaks[big] / 1024:.0f}",
+    }
+
+
+def measure_freshness(database_url):
+    from crmsync.models import Opportunity, SyncLink, SyncRun
+    from crmsync.tasks import ensure_schedules
+
+    fresh_tables()
+    emulator = Emulator()
+    cluster = None
+    try:
+        configure(emulator)
+        make_deals(5)
+        sync_until_done()
+        ensure_schedules()
+        env = env_for(emulator, database_url)
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(5)
+        deal = Opportunity.objects.first()
+        emulator.edit(SyncLink.objects.get(local_id=deal.pk).remote_id, {"Notes": "fresh"})
+        started = time.monotonic()
+        while time.monotonic() - started < 300:
+            if Opportunity.objects.filter(pk=deal.pk, notes="fresh").exists():
+                break
+            time.sleep(0.25)
+        freshness = time.monotonic() - started
+        cycle = max((run.duration for run in SyncRun.objects.exclude(finished_at=None)), default=0)
+    finally:
+        if cluster:
+            cluster.terminate()
+            cluster.wait(30)
+        emulator.stop()
+    return {"freshness_s": freshness, "freshness_bound_s": 60 + cycle}
+
+
+def child(backend, smoke):
+    sizes = SMOKE if smoke else FULL
+    database_url = os.environ["DATABASE_URL"]
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    results = {"backend": backend}
+    for name, measure in [
+        ("efficiency", lambda: measure_efficiency(sizes)),
+        ("budget", lambda: measure_budget(sizes)),
+        ("scaling", lambda: measure_scaling(sizes)),
+        ("memory", lambda: measure_memory(sizes, database_url)),
+    ]:
+        started = time.monotonic()
+        results.update(measure())
+        print(f"  {backend}: {name} done in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
+    if sizes["freshness"]:
+        results.update(measure_freshness(database_url))
+    print(json.dumps(results))
+
+
+# --- The parent: one child per backend, then the table ------------------------------------
+
+
+def recreate_database(url: str) -> None:
+    if url.startswith("sqlite"):
+        path = Path(url.split("sqlite:///", 1)[1])
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    import dj_database_url
+    import psycopg
+
+    config = dj_database_url.parse(url)
+    with psycopg.connect(
+        host=config["HOST"],
+        port=config["PORT"] or 5432,
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+
+
+def machine() -> str:
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    memory = ""
+    if Path("/proc/meminfo").exists():
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    import django
+
+    return f"{cpu}, {os.cpu_count()} cores{memory}; Python {platform.python_version()}, Django {django.get_version()}"
+
+
+def fmt(value):
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def table(results: list[dict]) -> str:
+    backends = [r["backend"] for r in results]
+    lines = ["| measure | target | " + " | ".join(backends) + " |", "|---|---|" + "---|" * len(backends)]
+    details = {
+        "request_efficiency": "requests_used",
+        "budget_use": "throttled_429",
+        "idle_query_ratio": "idle_queries",
+        "idle_time_ratio": "idle_ms",
+        "memory_ratio": "peak_rss_mb",
+        "api_p50_ratio": "api_ms",
+        "api_query_growth": "api_queries",
+        "freshness_s": "freshness_bound_s",
+    }
+    for key, (target, _) in TARGETS.items():
+        if not any(key in r for r in results):
+            continue
+        cells = []
+        for r in results:
+            cell = fmt(r.get(key, "—"))
+            if key in details and details[key] in r:
+                cell += f" ({details[key].replace('_', ' ')}: {fmt(r[details[key]])})"
+            cells.append(cell)
+        lines.append(f"| {key.replace('_', ' ')} | {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; do not write docs/benchmarks.md")
+    parser.add_argument("--backends", default="postgres,sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/crmsync_bench"),
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.smoke)
+    sys.path.insert(0, str(ROOT))
+    results = []
+    for backend in args.backends.split(","):
+        url = args.postgres_url if backend == "postgres" else f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}"
+        (ROOT / "var").mkdir(exist_ok=True)
+        recreate_database(url)
+        print(f"==> {backend}", file=sys.stderr, flush=True)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": url,
+            "PYTHONPATH": str(ROOT),
+        }
+        command = [sys.executable, str(Path(__file__)), "--child", backend] + (
+            ["--smoke"] if args.smoke else []
+        )
+        output = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True
+        ).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    report = table(results)
+    print(report)
+    if not args.smoke:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+        text = (
+            "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
+            "Notion side is the shipped emulator in its own process, with no latency).\n\n"
+            f"Machine: {machine()}.\n\n{report}\n"
+        )
+        (ROOT / "docs" / "benchmarks.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

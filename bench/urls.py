@@ -1,0 +1,46 @@
+from django.urls import path
+from rest_framework import pagination, serializers, viewsets
+
+from crmsync.models import Opportunity
+from project.urls import urlpatterns as project_urls
+
+
+class PlainSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Opportunity
+        fields = [
+            "id",
+            "name",
+            "stage",
+            "value",
+            "currency",
+            "close_date",
+            "probability",
+            "confidence",
+            "qualification",
+            "notes",
+            "tags",
+            "contact",
+            "archived",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class PlainPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class PlainViewSet(viewsets.ModelViewSet):
+    """The baseline: a plain ModelViewSet on the same model."""
+
+    queryset = Opportunity.objects.order_by("-updated_at")
+    serializer_class = PlainSerializer
+    pagination_class = PlainPagination
+
+
+urlpatterns = [
+    path("plain/opportunities/", PlainViewSet.as_view({"get": "list"})),
+    *project_urls,
+]
