@@ -351,7 +351,7 @@ def measure_memory(sizes, database_url):
                     text=True,
                 )
                 output = process.stdout.read()
-                _, status, usage = os.wait4(process.pid, 0)
+                _, _status, usage = os.wait4(process.pid, 0)
                 peak = max(peak, usage.ru_maxrss)
                 if json.loads(output.splitlines()[-1])["status"] != "partial":
                     break

@@ -47,7 +47,9 @@ class SyncedModel(models.Model):
             }
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "field_modified_at"}
-        with transaction.atomic(using=kwargs.get("using")):
+        # No savepoint when nested (the engine's transactions): the save and its outbox
+        # entry still commit or roll back together.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             super().save(*args, **kwargs)
             if changed:
                 outbox.mark_dirty(self.entity_name, [self.pk], exclude=origin)

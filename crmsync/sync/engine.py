@@ -61,6 +61,15 @@ class LocalChangedMeanwhile(CrmSyncError):
     """A user saved the record while the engine was merging it; merge again."""
 
 
+@dataclasses.dataclass
+class CreateBatch:
+    """Creates of one outbox batch: marked before sending, linked together after."""
+
+    marked: dict  # entry pk -> the deal's remote id (activities) or None
+    sent: list = dataclasses.field(default_factory=list)  # (entry, SyncLink fields)
+    ambiguous: set = dataclasses.field(default_factory=set)  # entry pks: outcome unknown
+
+
 class RunStats(dict):
     KEYS = (
         "created_local",
@@ -271,7 +280,7 @@ class SyncEngine:
             link.local_id: link
             for link in SyncLink.objects.filter(connection=self.alias, entity=entity, local_id__in=sync_ids)
         }
-        merged = []
+        merged, new = [], []
         for record in records:
             link = links.get(record.remote_id)
             try:
@@ -281,7 +290,7 @@ class SyncEngine:
                     self.merge_linked(entity, record, link, instances.get(link.local_id))
                     merged.append(link.local_id)
                 else:
-                    self.link_or_create_local(entity, record, instances, linked_elsewhere)
+                    self.link_or_create_local(entity, record, instances, linked_elsewhere, new)
             except (MappingError, AdapterError) as err:
                 if isinstance(err, TransientAdapterError):
                     raise
@@ -295,13 +304,15 @@ class SyncEngine:
                     remote_id=record.remote_id,
                     quarantine=True,
                 )
+        self.create_locals(entity, new)
         if merged:
             # A page that reads and merges cleanly again leaves quarantine.
             OutboxEntry.objects.filter(
                 connection=self.alias, entity=entity, local_id__in=merged, quarantined=True
             ).update(quarantined=False, attempts=0, last_error="")
 
-    def link_or_create_local(self, entity, record, instances, linked_elsewhere) -> None:
+    def link_or_create_local(self, entity, record, instances, linked_elsewhere, new: list) -> None:
+        """Link an unlinked page to its local record, or queue it in ``new`` to be created."""
         sync_id = _uuid(record.sync_id)
         instance = instances.get(sync_id) if sync_id else None
         if instance is not None and sync_id in linked_elsewhere:
@@ -324,17 +335,76 @@ class SyncEngine:
             link = self.link(entity, match, record, base={})
             self.merge_linked(entity, record, link, match)
             return
-        self.create_local(entity, record)
+        new.append(record)
+
+    def create_locals(self, entity, records) -> None:
+        """New local records for new remote pages: created and linked together in one
+        transaction, then each page gets its CRM Sync ID (one update each)."""
+        model = ENTITIES[entity].get_model()
+        prepared = []
+        for record in records:
+            values = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)}
+            instance = model()
+            try:
+                apply_values(instance, values)
+            except MappingError as err:
+                self.fail_record(entity, None, err, count=False, remote_id=record.remote_id)
+                continue
+            instance.field_modified_at = dict.fromkeys(values, _iso(record.modified_at))
+            instance.archived = record.archived
+            prepared.append((record, instance, values))
+        if not prepared:
+            return
+        with self.atomic(), applying_remote_changes(self.alias):
+            model._default_manager.bulk_create([instance for _, instance, _ in prepared])
+            links = SyncLink.objects.bulk_create(
+                [
+                    SyncLink(
+                        connection=self.alias,
+                        entity=entity,
+                        local_id=instance.pk,
+                        remote_id=record.remote_id,
+                        base=values,
+                        remote_modified_at=record.modified_at,
+                        remote_archived=record.archived,
+                    )
+                    for record, instance, values in prepared
+                ]
+            )
+            mark_dirty(entity, [instance.pk for _, instance, _ in prepared], exclude=self.alias)
+            for record, instance, _ in prepared:
+                unmapped = {k: v for k, v in record.values.items() if isinstance(v, Unmapped)}
+                if unmapped:
+                    self.record_unmapped(entity, instance, record, unmapped)
+        self.stats["created_local"] += len(prepared)
+        for (_, instance, _), link in zip(prepared, links, strict=True):
+            faults.point("pull:before-sync-id")
+            # Write the new record's UUID back as the page's CRM Sync ID (one update).
+            try:
+                self.send_update(entity, link, {}, sync_id=instance.pk)
+            except AdapterError as err:
+                if isinstance(err, TransientAdapterError):
+                    raise
+                self.fail_record(entity, instance.pk, err)  # the next read of the page retries it
 
     def find_match(self, entity, record):
-        model = ENTITIES[entity].get_model()
-        linked = SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id")
-        candidates = model._default_manager.exclude(pk__in=linked).filter(archived=False)
+        """An unlinked local record to link a page without sync id to: a contact by email,
+        a deal by exact name when the connection opts in."""
         if entity == "contact" and record.values.get("email"):
-            return candidates.filter(email__iexact=record.values["email"]).first()
-        if entity == "deal" and self.adapter.options.get("match_deals_by_name") and record.values.get("name"):
-            return candidates.select_related("contact").filter(name=record.values["name"]).first()
-        return None
+            lookup = {"email__iexact": record.values["email"]}
+        elif (
+            entity == "deal" and self.adapter.options.get("match_deals_by_name") and record.values.get("name")
+        ):
+            lookup = {"name": record.values["name"]}
+        else:
+            return None
+        linked = SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id")
+        candidates = (
+            ENTITIES[entity].get_model()._default_manager.exclude(pk__in=linked).filter(archived=False)
+        )
+        if entity == "deal":
+            candidates = candidates.select_related("contact")
+        return candidates.filter(**lookup).first()
 
     def link(self, entity, instance, record, *, base) -> SyncLink:
         with self.atomic():
@@ -557,15 +627,17 @@ class SyncEngine:
             return  # never create remotely before the first pull has linked what exists
         self.enqueue_unlinked(entity)
         model = ENTITIES[entity].get_model()
-        done: set = set()
+        after = None  # keyset position (enqueued_at, pk) in the outbox
         while not self.out_of_time():
-            entries = list(
-                OutboxEntry.objects.filter(connection=self.alias, entity=entity, quarantined=False)
-                .exclude(pk__in=done)
-                .order_by("enqueued_at", "pk")[:BATCH]
-            )
+            queryset = OutboxEntry.objects.filter(connection=self.alias, entity=entity, quarantined=False)
+            if after is not None:
+                queryset = queryset.filter(
+                    Q(enqueued_at__gt=after[0]) | Q(enqueued_at=after[0], pk__gt=after[1])
+                )
+            entries = list(queryset.order_by("enqueued_at", "pk")[:BATCH])
             if not entries:
                 return
+            after = (entries[-1].enqueued_at, entries[-1].pk)
             ids = [entry.local_id for entry in entries]
             queryset = model._default_manager.filter(pk__in=ids)
             if entity == "deal":
@@ -580,25 +652,76 @@ class SyncEngine:
                 connection=self.alias, entity=entity, object_id__in=ids, status=ConflictStatus.OPEN
             ).values_list("object_id", "field"):
                 held.setdefault(object_id, set()).add(field)
-            for entry in entries:
-                done.add(entry.pk)
-                if self.out_of_time():
-                    return
-                faults.point("push:record")
-                try:
-                    self.push_record(
-                        entity,
-                        entry,
-                        instances.get(entry.local_id),
-                        links.get(entry.local_id),
-                        held.get(entry.local_id, frozenset()),
-                    )
-                except AmbiguousWriteError as err:
-                    self.fail_record(entity, entry.local_id, err, count=False)
-                except (MappingError, AdapterError, LocalChangedMeanwhile) as err:
-                    if isinstance(err, TransientAdapterError):
-                        raise
-                    self.fail_record(entity, entry.local_id, err)
+            batch = CreateBatch(self.mark_creates(entity, entries, instances, links))
+            try:
+                for entry in entries:
+                    if self.out_of_time():
+                        return
+                    faults.point("push:record")
+                    try:
+                        self.push_record(
+                            entity,
+                            entry,
+                            instances.get(entry.local_id),
+                            links.get(entry.local_id),
+                            held.get(entry.local_id, frozenset()),
+                            batch,
+                        )
+                    except AmbiguousWriteError as err:
+                        batch.ambiguous.add(entry.pk)
+                        self.fail_record(entity, entry.local_id, err, count=False)
+                    except (MappingError, AdapterError, LocalChangedMeanwhile) as err:
+                        if isinstance(err, TransientAdapterError):
+                            raise
+                        self.fail_record(entity, entry.local_id, err)
+            finally:
+                self.flush_creates(batch)
+
+    def mark_creates(self, entity, entries, instances, links) -> dict:
+        """Mark, in one transaction, the entries whose records this batch will create
+        remotely: a later try of a marked entry looks the record up before creating it.
+        Returns {entry pk: the deal's remote id (activities) or None}."""
+        deal_links = {}
+        if entity == "activity":
+            deal_ids = [instance.opportunity_id for instance in instances.values()]
+            deal_links = dict(
+                SyncLink.objects.filter(
+                    connection=self.alias, entity="deal", local_id__in=deal_ids
+                ).values_list("local_id", "remote_id")
+            )
+        marked = {}
+        for entry in entries:
+            instance = instances.get(entry.local_id)
+            if instance is None or instance.archived or entry.local_id in links or entry.create_sent_at:
+                continue
+            if entity == "activity":
+                if instance.opportunity_id not in deal_links:
+                    continue  # waits for its deal to be linked
+                marked[entry.pk] = deal_links[instance.opportunity_id]
+            else:
+                marked[entry.pk] = None
+        if marked:
+            with self.atomic():
+                OutboxEntry.objects.filter(pk__in=list(marked)).update(create_sent_at=timezone.now())
+        return marked
+
+    def flush_creates(self, batch: "CreateBatch") -> None:
+        """Link what this batch created and finish those entries, in one transaction;
+        clear the mark of entries that were not sent after all."""
+        if not batch.marked:
+            return
+        sent = {entry.pk: entry for entry, _ in batch.sent}
+        unsent = set(batch.marked) - set(sent) - batch.ambiguous
+        with self.atomic():
+            SyncLink.objects.bulk_create([SyncLink(connection=self.alias, **link) for _, link in batch.sent])
+            current = dict(OutboxEntry.objects.filter(pk__in=list(sent)).values_list("pk", "enqueued_at"))
+            finished = [pk for pk, entry in sent.items() if current.get(pk) == entry.enqueued_at]
+            OutboxEntry.objects.filter(pk__in=finished).delete()
+            retry = (set(sent) - set(finished)) | unsent
+            if retry:
+                OutboxEntry.objects.filter(pk__in=list(retry)).update(create_sent_at=None)
+        batch.sent.clear()
+        batch.marked.clear()
 
     def enqueue_unlinked(self, entity: str) -> None:
         """Local records this connection has never seen (made before it was configured)."""
@@ -617,7 +740,7 @@ class SyncEngine:
                 ignore_conflicts=True,
             )
 
-    def push_record(self, entity, entry, instance, link, held=frozenset()) -> None:
+    def push_record(self, entity, entry, instance, link, held=frozenset(), batch=None) -> None:
         if instance is None:
             if link is not None and not link.remote_archived:
                 self.send_trash(entity, link, archived=True)  # hard-deleted locally: archive remotely
@@ -627,29 +750,34 @@ class SyncEngine:
             if instance.archived:
                 self.finish_entry(entry)
                 return
-            link = self.create_remote(entity, entry, instance)
-            if link is None:
-                return  # waits for its deal to be linked
-        elif entity != "activity":
+            self.create_remote(entity, entry, instance, batch)  # links and finishes the entry, or waits
+            return
+        if entity != "activity":
             self.merge_linked(entity, None, link, instance, held=held)
         self.finish_entry(entry)
 
-    def finish_entry(self, entry) -> None:
-        """Drop the outbox entry unless the record was saved again while it was pushed."""
+    def finish_entry(self, entry, *, link: dict | None = None) -> None:
+        """Drop the outbox entry unless the record was saved again while it was pushed;
+        with ``link``, create that SyncLink in the same transaction."""
         with self.atomic():
+            if link is not None:
+                SyncLink.objects.create(connection=self.alias, **link)
             deleted, _ = OutboxEntry.objects.filter(pk=entry.pk, enqueued_at=entry.enqueued_at).delete()
             if not deleted:
                 OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=None, attempts=0)
 
-    def create_remote(self, entity, entry, instance) -> SyncLink | None:
-        values = local_values(instance)
-        if entity == "activity":
-            deal_link = SyncLink.objects.filter(
-                connection=self.alias, entity="deal", local_id=instance.opportunity_id
-            ).first()
-            if deal_link is None:
-                return None
-            values["opportunity"] = deal_link.remote_id
+    def create_remote(self, entity, entry, instance, batch: "CreateBatch | None" = None) -> None:
+        """Create the remote twin of a local record; it is linked (and its outbox entry
+        finished) when the batch is flushed.
+
+        The entry was marked before the request is sent (``mark_creates``): a later try
+        whose mark is set looks the record up by its sync id first and never re-sends
+        blindly."""
+        batch = (
+            batch
+            if batch is not None
+            else CreateBatch(self.mark_creates(entity, [entry], {instance.pk: instance}, {}))
+        )
         if entry.create_sent_at:
             # The last create's outcome is unknown: look before sending it again.
             found = self.adapter.find_by_sync_id(entity, str(instance.pk))
@@ -657,22 +785,47 @@ class SyncEngine:
                 link = self.link(entity, instance, found[0], base=found[0].values)
                 if entity != "activity":
                     self.merge_linked(entity, None, link, instance)
-                return link
-        with self.atomic():
-            OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=timezone.now())
+                self.finish_entry(entry)
+                return
+            with self.atomic():
+                OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=timezone.now())
+        elif entry.pk not in batch.marked:
+            return  # an activity whose deal is not linked yet
+        values = local_values(instance)
+        if entity == "activity":
+            values["opportunity"] = (
+                batch.marked.get(entry.pk)
+                or SyncLink.objects.get(
+                    connection=self.alias, entity="deal", local_id=instance.opportunity_id
+                ).remote_id
+            )
         faults.point("push:before-create")
         record = self.adapter.create(entity, values, str(instance.pk))
         faults.point("push:after-create")
         self.stats["created_remote"] += 1
-        return self.link(entity, instance, record, base=record.values)
+        batch.marked.setdefault(entry.pk, None)
+        batch.sent.append(
+            (
+                entry,
+                {
+                    "entity": entity,
+                    "local_id": instance.pk,
+                    "remote_id": record.remote_id,
+                    "base": {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)},
+                    "remote_modified_at": record.modified_at,
+                    "remote_archived": record.archived,
+                },
+            )
+        )
 
     def send_update(self, entity, link, changes: dict, *, sync_id=None) -> None:
         faults.point("push:before-update")
         kwargs = {"sync_id": str(sync_id)} if sync_id else {}
         record = self.adapter.update(entity, link.remote_id, changes, **kwargs)
         faults.point("push:after-update")
-        if changes:
-            self.stats["updated_remote"] += 1
+        if not changes:
+            return  # only the sync id was written: the base is unchanged
+        self.stats["updated_remote"] += 1
         with self.atomic():
             link.base = {**link.base, **changes}
             link.remote_modified_at = record.modified_at
