@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework import pagination, serializers, viewsets
 
+from crmsync.api.serializers import OpportunitySerializer
 from crmsync.models import Opportunity
 from project.urls import urlpatterns as project_urls
 
@@ -8,23 +9,7 @@ from project.urls import urlpatterns as project_urls
 class PlainSerializer(serializers.ModelSerializer):
     class Meta:
         model = Opportunity
-        fields = [
-            "id",
-            "name",
-            "stage",
-            "value",
-            "currency",
-            "close_date",
-            "probability",
-            "confidence",
-            "qualification",
-            "notes",
-            "tags",
-            "contact",
-            "archived",
-            "created_at",
-            "updated_at",
-        ]
+        fields = OpportunitySerializer.Meta.fields
 
 
 class PlainPagination(pagination.PageNumberPagination):

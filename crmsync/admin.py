@@ -275,26 +275,7 @@ class ConflictAdmin(admin.ModelAdmin):
     list_select_related = ["resolved_by"]
     actions = ["keep_local", "take_remote"]
     change_form_template = "admin/crmsync/conflict/change_form.html"
-    readonly_fields = [
-        "connection",
-        "entity",
-        "object_id",
-        "record_name",
-        "field",
-        "base_value",
-        "local_value",
-        "remote_value",
-        "rule",
-        "winner",
-        "reason",
-        "local_time",
-        "remote_time",
-        "status",
-        "resolved_by",
-        "resolved_at",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = [field.name for field in Conflict._meta.fields if field.name != "id"]
 
     def get_queryset(self, request):
         # Open conflicts first.
@@ -459,21 +440,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
-    list_display = [
-        "started_at",
-        "connection",
-        "status",
-        "seconds",
-        "created_local",
-        "created_remote",
-        "updated_local",
-        "updated_remote",
-        "archived",
-        "conflicts",
-        "errors",
-        "quarantined",
-        "requests",
-    ]
+    list_display = ["started_at", "connection", "status", "seconds", *SyncRun.COUNTS, "requests"]
     list_filter = ["status", "connection"]
     date_hierarchy = "started_at"
 

@@ -385,6 +385,18 @@ class Conflict(models.Model):
 class SyncRun(models.Model):
     """One sync cycle of one connection and what it did."""
 
+    # What a run counts (records, not fields); the engine fills them, --json prints them.
+    COUNTS = (
+        "created_local",
+        "created_remote",
+        "updated_local",
+        "updated_remote",
+        "archived",
+        "conflicts",
+        "errors",
+        "quarantined",
+    )
+
     connection = models.CharField(max_length=100, db_index=True)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -412,20 +424,7 @@ class SyncRun(models.Model):
 
     def summary(self) -> dict:
         """What ``crmsync_sync --json`` prints (DESIGN §5): counts are records, not fields."""
-        counts = {
-            key: getattr(self, key)
-            for key in (
-                "created_local",
-                "created_remote",
-                "updated_local",
-                "updated_remote",
-                "archived",
-                "conflicts",
-                "errors",
-                "quarantined",
-                "requests",
-            )
-        }
+        counts = {key: getattr(self, key) for key in (*self.COUNTS, "requests")}
         return {
             "connection": self.connection,
             "status": self.status,

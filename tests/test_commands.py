@@ -1,11 +1,7 @@
 """crmsync_sync and crmsync_check, in process and as real (killed) subprocesses."""
 
-import datetime as dt
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
@@ -14,11 +10,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
-from django.utils import timezone
 
-from crmsync.models import Opportunity, SyncConnection, SyncLink, SyncRun
+from crmsync.models import Opportunity, SyncLink, SyncRun
 from crmsync.sync.engine import SyncEngine
+from tests.workers import expire_leases, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = {
@@ -113,47 +108,6 @@ def test_check_command_reports_schema_problems(settings, notion_emulator):
 # --- Real worker processes, killed with SIGKILL ---------------------------------------
 
 
-def database_url() -> str:
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    host = settings["HOST"] or "127.0.0.1"
-    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-    return f"postgres://{settings['USER']}{password}@{host}:{settings['PORT'] or 5432}/{settings['NAME']}"
-
-
-def worker(emulator, fault: str | None = None) -> subprocess.CompletedProcess:
-    """``manage.py crmsync_sync`` in its own process, configured through the environment."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "SECRET_KEY": "test",
-        "DATABASE_URL": database_url(),
-        "CRMSYNC_NOTION_TOKEN": emulator.token,
-        "CRMSYNC_NOTION_API_URL": emulator.url,
-        "CRMSYNC_NOTION_DATABASE_ID": emulator.ids["deal"],
-        "CRMSYNC_NOTION_CONTACTS_DATABASE_ID": emulator.ids["contact"],
-        "CRMSYNC_NOTION_RPS": "1000",
-        "CRMSYNC_LOG_LEVEL": "WARNING",
-    }
-    env.pop("CRMSYNC_FAULT", None)
-    if fault:
-        env["CRMSYNC_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "manage.py", "crmsync_sync", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def expire_leases():
-    """What LEASE_SECONDS does for a killed worker's lease, without waiting for it."""
-    SyncConnection.objects.update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
-
-
 def remote_sync_ids(emulator) -> list[str]:
     return sorted(p["values"]["CRM Sync ID"] for p in emulator.pages_in(emulator.ids["deal_source"]))
 
@@ -163,16 +117,16 @@ def remote_sync_ids(emulator) -> list[str]:
 @pytest.mark.parametrize("fault", ["push:after-create:3", "push:before-create:2", "push:after-update:1"])
 def test_killed_mid_push_loses_nothing_and_duplicates_nothing(notion_emulator, fault):
     deals = [Opportunity.objects.create(name=f"Deal {i}") for i in range(5)]
-    assert worker(notion_emulator).returncode == 0
+    assert run_worker(notion_emulator).returncode == 0
     for deal in deals:
         deal.stage = "negotiation"
         deal.save()
     more = [Opportunity.objects.create(name=f"New {i}") for i in range(5)]
-    killed = worker(notion_emulator, fault)
+    killed = run_worker(notion_emulator, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    assert "skipped" in worker(notion_emulator).stdout  # the dead worker's lease still holds
+    assert "skipped" in run_worker(notion_emulator).stdout  # the dead worker's lease still holds
     expire_leases()
-    finished = worker(notion_emulator)
+    finished = run_worker(notion_emulator)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert remote_sync_ids(notion_emulator) == sorted(str(d.pk) for d in deals + more), finished.stdout
     stages = {
@@ -188,12 +142,12 @@ def test_killed_mid_pull_resumes_without_duplicates(notion_emulator):
     source = notion_emulator.ids["deal_source"]
     for index in range(250):  # three result pages
         notion_emulator.human_create(source, {"Name": f"Remote {index}", "Stage": "Discovery"})
-    killed = worker(notion_emulator, "pull:page:3")  # contacts (empty), deals page 1, then die
+    killed = run_worker(notion_emulator, "pull:page:3")  # contacts (empty), deals page 1, then die
     assert killed.returncode == -signal.SIGKILL
     partial = Opportunity.objects.count()
     assert 100 <= partial < 250
     expire_leases()
-    finished = worker(notion_emulator)
+    finished = run_worker(notion_emulator)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert Opportunity.objects.count() == 250
     assert SyncLink.objects.filter(entity="deal").count() == 250
@@ -206,9 +160,9 @@ def test_killed_mid_pull_resumes_without_duplicates(notion_emulator):
 @pytest.mark.django_db(transaction=True)
 def test_killed_before_the_sync_id_write_back_links_on_the_next_run(notion_emulator):
     page = notion_emulator.human_create(notion_emulator.ids["deal_source"], {"Name": "Remote"})
-    assert worker(notion_emulator, "pull:before-sync-id").returncode == -signal.SIGKILL
+    assert run_worker(notion_emulator, "pull:before-sync-id").returncode == -signal.SIGKILL
     expire_leases()
-    assert worker(notion_emulator).returncode == 0
+    assert run_worker(notion_emulator).returncode == 0
     deal = Opportunity.objects.get()
     assert notion_emulator.page_values(page)["CRM Sync ID"] == str(deal.pk)
 
@@ -220,9 +174,9 @@ def test_two_concurrent_workers_one_runs_the_other_is_skipped(notion_emulator):
     # The first worker's first query answers after 3 s, so the two runs overlap.
     notion_emulator.fail_next(status=None, delay=3.0, endpoint="data_sources.query")
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(worker, notion_emulator)
+        first = pool.submit(run_worker, notion_emulator)
         time.sleep(1.5)
-        second = pool.submit(worker, notion_emulator)
+        second = pool.submit(run_worker, notion_emulator)
         outputs = sorted(json.loads(f.result().stdout)["status"] for f in (first, second))
     assert outputs == ["skipped", "success"]
     assert len(notion_emulator.pages_in(notion_emulator.ids["deal_source"])) == 1

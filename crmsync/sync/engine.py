@@ -70,29 +70,13 @@ class CreateBatch:
     ambiguous: set = dataclasses.field(default_factory=set)  # entry pks: outcome unknown
 
 
-class RunStats(dict):
-    KEYS = (
-        "created_local",
-        "created_remote",
-        "updated_local",
-        "updated_remote",
-        "archived",
-        "conflicts",
-        "errors",
-        "quarantined",
-    )
-
-    def __init__(self):
-        super().__init__(dict.fromkeys(self.KEYS, 0))
-
-
 class SyncEngine:
     def __init__(self, alias: str, *, time_limit: float | None = None, owner: str | None = None):
         self.alias = alias
         self.adapter = connections[alias]
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.time_limit = app_settings.RUN_TIME_LIMIT if time_limit is None else time_limit
-        self.stats = RunStats()
+        self.stats = dict.fromkeys(SyncRun.COUNTS, 0)
         self.errors: list[str] = []
         self.partial = False
         self._owners: dict[str, dict] = {}
@@ -317,7 +301,7 @@ class SyncEngine:
         instance = instances.get(sync_id) if sync_id else None
         if instance is not None and sync_id in linked_elsewhere:
             # Notion's "Duplicate" copies the CRM Sync ID: the newer page becomes its own record.
-            self.create_local(entity, record, duplicate_of=instance)
+            self.create_duplicate(entity, record, duplicate_of=instance)
             return
         if instance is not None:
             # Our own create (perhaps one whose answer was lost), or a relinked page.
@@ -337,7 +321,7 @@ class SyncEngine:
             return
         new.append(record)
 
-    def create_locals(self, entity, records) -> None:
+    def create_locals(self, entity, records) -> list:
         """New local records for new remote pages: created and linked together in one
         transaction, then each page gets its CRM Sync ID (one update each)."""
         model = ENTITIES[entity].get_model()
@@ -354,7 +338,7 @@ class SyncEngine:
             instance.archived = record.archived
             prepared.append((record, instance, values))
         if not prepared:
-            return
+            return []
         with self.atomic(), applying_remote_changes(self.alias):
             model._default_manager.bulk_create([instance for _, instance, _ in prepared])
             links = SyncLink.objects.bulk_create(
@@ -386,6 +370,7 @@ class SyncEngine:
                 if isinstance(err, TransientAdapterError):
                     raise
                 self.fail_record(entity, instance.pk, err)  # the next read of the page retries it
+        return [instance for _, instance, _ in prepared]
 
     def find_match(self, entity, record):
         """An unlinked local record to link a page without sync id to: a contact by email,
@@ -418,48 +403,19 @@ class SyncEngine:
                 remote_archived=record.archived,
             )
 
-    def create_local(self, entity, record, *, duplicate_of=None) -> None:
-        model = ENTITIES[entity].get_model()
-        values = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped)}
-        instance = model()
-        apply_values(instance, values)
-        instance.field_modified_at = dict.fromkeys(values, _iso(record.modified_at))
-        instance.archived = record.archived
-        with self.atomic(), applying_remote_changes(self.alias):
-            instance.save()
-            link = SyncLink.objects.create(
-                connection=self.alias,
-                entity=entity,
-                local_id=instance.pk,
-                remote_id=record.remote_id,
-                base=values,
-                remote_modified_at=record.modified_at,
-                remote_archived=record.archived,
+    def create_duplicate(self, entity, record, duplicate_of) -> None:
+        """A page copied in Notion (its CRM Sync ID with it) becomes a record of its own."""
+        for instance in self.create_locals(entity, [record]):
+            decision = Decision(
+                "id",
+                str(duplicate_of.pk),
+                str(duplicate_of.pk),
+                record.sync_id,
+                Owner.SHARED,
+                Winner.LOCAL,
+                f"duplicate sync id: the page is a copy of {duplicate_of.pk}; it became a new record",
             )
-            self.record_unmapped(
-                entity, instance, record, {k: v for k, v in record.values.items() if isinstance(v, Unmapped)}
-            )
-            if duplicate_of is not None:
-                self.save_decisions(
-                    entity,
-                    instance,
-                    [
-                        Decision(
-                            "id",
-                            str(duplicate_of.pk),
-                            str(duplicate_of.pk),
-                            record.sync_id,
-                            Owner.SHARED,
-                            Winner.LOCAL,
-                            f"duplicate sync id: the page is a copy of {duplicate_of.pk}; it became a new record",
-                        )
-                    ],
-                    record,
-                )
-        self.stats["created_local"] += 1
-        faults.point("pull:before-sync-id")
-        # Write the new record's UUID back as the page's CRM Sync ID (one update).
-        self.send_update(entity, link, {}, sync_id=instance.pk)
+            self.save_decisions(entity, instance, [decision], record)
 
     def record_unmapped(self, entity, instance, record, unmapped: dict) -> None:
         """An open conflict for each remote value with no local equivalent."""

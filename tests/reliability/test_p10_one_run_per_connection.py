@@ -17,8 +17,7 @@ from django.db import connection
 
 from crmsync.choices import RunStatus
 from crmsync.models import Opportunity, SyncLink, SyncRun
-
-from .conftest import ROOT, worker_env
+from tests.workers import ROOT, worker_env
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")

@@ -8,8 +8,7 @@ import signal
 import pytest
 
 from crmsync.models import Opportunity, SyncLink
-
-from .conftest import expire_leases, run_worker
+from tests.workers import expire_leases, run_worker
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

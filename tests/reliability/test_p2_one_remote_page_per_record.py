@@ -7,8 +7,7 @@ import pytest
 from crmsync.models import Opportunity
 from crmsync.sync.engine import SyncEngine
 from crmsync.testing.pytest_plugin import notion_options
-
-from .conftest import expire_leases, run_worker
+from tests.workers import expire_leases, run_worker
 
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db(transaction=True)]
 
