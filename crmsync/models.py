@@ -62,12 +62,10 @@ class SyncedModel(models.Model):
     @classmethod
     def tracked_attnames(cls) -> dict[str, str]:
         """{synced field name: model attribute holding it} (contact -> contact_id)."""
-        names = {}
-        for name in cls.entity().field_names:
-            field = cls._meta.get_field(name)
-            names[name] = field.attname
-        names["archived"] = "archived"
-        return names
+        if "_tracked_attnames" not in cls.__dict__:  # computed once per model class
+            names = {name: cls._meta.get_field(name).attname for name in cls.entity().field_names}
+            cls._tracked_attnames = {**names, "archived": "archived"}
+        return cls._tracked_attnames
 
     @classmethod
     def from_db(cls, db, field_names, values, **kwargs):

@@ -680,20 +680,20 @@ class SyncEngine:
         batch.marked.clear()
 
     def enqueue_unlinked(self, entity: str) -> None:
-        """Local records this connection has never seen (made before it was configured)."""
+        """Local records this connection has never seen (made before it was configured,
+        or bulk-inserted without ``save()``), into the outbox in chunks."""
         model = ENTITIES[entity].get_model()
-        ids = list(
-            model._default_manager.filter(archived=False)
-            .exclude(pk__in=SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id"))
-            .exclude(
-                pk__in=OutboxEntry.objects.filter(connection=self.alias, entity=entity).values("local_id")
+        while not self.out_of_time():
+            ids = list(
+                model._default_manager.filter(archived=False)
+                .exclude(pk__in=SyncLink.objects.filter(connection=self.alias, entity=entity).values("local_id"))
+                .exclude(pk__in=OutboxEntry.objects.filter(connection=self.alias, entity=entity).values("local_id"))
+                .values_list("pk", flat=True)[:5000]
             )
-            .values_list("pk", flat=True)[:5000]
-        )
-        if ids:
+            if not ids:
+                return
             OutboxEntry.objects.bulk_create(
-                [OutboxEntry(connection=self.alias, entity=entity, local_id=pk) for pk in ids],
-                ignore_conflicts=True,
+                [OutboxEntry(connection=self.alias, entity=entity, local_id=pk) for pk in ids], ignore_conflicts=True
             )
 
     def push_record(self, entity, entry, instance, link, held=frozenset(), batch=None) -> None:

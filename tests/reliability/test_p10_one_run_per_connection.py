@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from crmsync.choices import RunStatus
-from crmsync.models import Opportunity, SyncLink, SyncRun
+from crmsync.models import Opportunity, SyncConnection, SyncLink, SyncRun
 from tests.workers import ROOT, worker_env
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -38,9 +38,8 @@ def redis_broker():
 
 
 def start_cluster(emulator, name, **extra):
-    env = worker_env(
-        emulator, REDIS_URL=REDIS_URL, CRMSYNC_LEASE_SECONDS="4", CRMSYNC_LOG_LEVEL="INFO", **extra
-    )
+    settings = {"REDIS_URL": REDIS_URL, "CRMSYNC_LEASE_SECONDS": "4", "CRMSYNC_LOG_LEVEL": "INFO", **extra}
+    env = worker_env(emulator, **settings)
     log = open(ROOT / "var" / f"cluster-{name}.log", "w")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -106,23 +105,27 @@ def test_two_clusters_never_run_one_connection_at_once(redis_broker, notion_emul
 
 
 def test_a_killed_run_is_taken_over_after_its_lease_expires(redis_broker, notion_emulator):
+    lease = 15
     for index in range(150):  # two result pages of deals to create locally
         notion_emulator.human_create(notion_emulator.ids["deal_source"], {"Name": f"Remote {index}"})
-    # Cluster "a" kills its worker on the second page of the pull (mid-run, lease held).
-    doomed = start_cluster(notion_emulator, "a", CRMSYNC_FAULT="pull:page:3")
+    # Cluster "a" kills its worker on the second page of deals (mid-run, lease held).
+    doomed = start_cluster(
+        notion_emulator, "a", CRMSYNC_FAULT="pull:page:3", CRMSYNC_LEASE_SECONDS=str(lease)
+    )
     try:
         enqueue_syncs(notion_emulator, 1)
         assert wait_for(lambda: Opportunity.objects.count() >= 100), "the first run did not start"
-        time.sleep(2)
     finally:
         stop(doomed)
     killed_at = dt.datetime.now(dt.UTC)
     assert SyncRun.objects.filter(status=RunStatus.RUNNING).count() == 1  # died without finishing
-    healthy = start_cluster(notion_emulator, "b")
+    healthy = start_cluster(notion_emulator, "b", CRMSYNC_LEASE_SECONDS=str(lease))
     try:
-        enqueue_syncs(notion_emulator, 1)  # within the lease: skipped
+        assert wait_for(lambda: "running" in (ROOT / "var" / "cluster-b.log").read_text(), timeout=60)
+        enqueue_syncs(notion_emulator, 1)  # within the dead worker's lease: skipped
         assert wait_for(lambda: SyncRun.objects.filter(status=RunStatus.SKIPPED).exists())
-        time.sleep(4)
+        expiry = SyncConnection.objects.get(alias="notion").lease_expires_at
+        time.sleep(max(0.0, (expiry - dt.datetime.now(dt.UTC)).total_seconds()) + 1)
         enqueue_syncs(notion_emulator, 1)  # after it: taken over
         assert wait_for(lambda: SyncRun.objects.filter(status=RunStatus.SUCCESS).exists())
     finally:
