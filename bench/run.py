@@ -378,12 +378,11 @@ def measure_freshness(database_url):
         sync_until_done()
         ensure_schedules()
         env = env_for(emulator, database_url)
+        from django.db import connection
+
+        log = open(ROOT / "var" / f"bench-cluster-{connection.vendor}.log", "w")  # noqa: SIM115
         cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         time.sleep(5)
         deal = Opportunity.objects.first()

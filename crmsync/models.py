@@ -265,6 +265,8 @@ class SyncCursor(models.Model):
     full_pull_after = models.DateTimeField(null=True, blank=True)
     full_pull_started_at = models.DateTimeField(null=True, blank=True)
     full_pull_done = models.BooleanField(default=False)
+    # When the push last looked for local records missing from the outbox and the links.
+    unlinked_scan_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "entity"], name="crmsync_cursor_unique")]

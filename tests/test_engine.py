@@ -490,3 +490,12 @@ def test_quiet_idle_runs_reread_no_pages(notion_settings, notion_emulator):
     queries = [log for log in notion_emulator.requests if log.endpoint == "data_sources.query"]
     assert queries and sum(log.returned for log in queries) == 0
     assert len(queries) == 4  # deals and contacts: one query each plus one in_trash each
+
+
+def test_records_inserted_without_save_are_still_pushed(notion_settings, notion_emulator):
+    make_deal(name="Saved")
+    sync()
+    Opportunity.objects.bulk_create([Opportunity(name="Bulk 1"), Opportunity(name="Bulk 2")])  # no outbox entry
+    sync()
+    names = sorted(p["values"]["Name"] for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"]))
+    assert names == ["Bulk 1", "Bulk 2", "Saved"]
