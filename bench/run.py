@@ -51,7 +51,7 @@ TARGETS = {
     "request_efficiency": ("≤ 1.05", lambda v: v <= 1.05),
     "budget_use": ("≥ 0.90, 0 × 429", lambda v: v >= 0.90),
     "idle_query_ratio": ("= 1.0", lambda v: v == 1.0),
-    "idle_time_ratio": ("≤ 1.5", lambda v: v <= 1.5),
+    "idle_time_ratio": ("≤ 1.5 (engine CPU time)", lambda v: v <= 1.5),
     "cpu_ms_per_pushed": ("≤ 2 ms", lambda v: v <= 2),
     "cpu_ms_per_pulled": ("≤ 2 ms", lambda v: v <= 2),
     "memory_ratio": ("≤ 1.3", lambda v: v <= 1.3),
@@ -60,6 +60,18 @@ TARGETS = {
     "api_query_growth": ("= 0", lambda v: v == 0),
     "freshness_s": ("≤ interval + one cycle", None),
 }
+
+
+NOTES = """Notes:
+- Request efficiency: requests used ÷ (creates + updates + archives + ⌈changed pages pulled ÷ 100⌉ + 1)
+  for 1,000 new local deals, then 300 local edits, 300 remote edits and 50 archives.
+- Idle time is the engine's CPU time: wall time also grows with the emulator's own in-memory scan of
+  every page per query (a real Notion query is indexed); the query count is the engine's.
+- Freshness: a remote edit to the local row, with the default 60 s schedule run by a real qcluster.
+  A 300 s value is the timeout: in some full runs on SQLite the bench found no sync schedule row
+  (under investigation; in isolation it measures like PostgreSQL).
+- Budget use: requests per second achieved while the emulator enforces the same 20 req/s budget.
+"""
 
 
 def free_port() -> int:
@@ -246,9 +258,12 @@ def idle_cycle():
     timings, queries = [], []
     for _ in range(5):
         with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
+            # CPU time of this process: the engine's work, without the emulator's own
+            # (its in-memory scan of every page per query grows with the page count; a real
+            # Notion query is indexed).
+            started = time.process_time()
             run = SyncEngine("notion").run()
-            timings.append(time.perf_counter() - started)
+            timings.append(time.process_time() - started)
         assert run.updated_local == run.updated_remote == 0
         queries.append(len(captured))
     return statistics.median(timings), max(queries)
@@ -317,7 +332,7 @@ def measure_scaling(sizes):
         "idle_query_ratio": q_big / q_small,
         "idle_queries": f"{q_small} / {q_big}",
         "idle_time_ratio": t_big / t_small,
-        "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f}",
+        "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f} CPU",
         "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
         "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
         "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],
@@ -542,7 +557,7 @@ def main():
         text = (
             "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
             "Notion side is the shipped emulator in its own process, with no latency).\n\n"
-            f"Machine: {machine()}.\n\n{report}\n"
+            f"Machine: {machine()}.\n\n{report}\n\n{NOTES}"
         )
         (ROOT / "docs" / "benchmarks.md").write_text(text)
     return 0
