@@ -6,8 +6,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -31,7 +30,7 @@ from .models import (
 )
 from .registry import connections
 from .sync.engine import Resolution, resolve_conflict
-from .sync.ownership import ensure_rows, owners
+from .sync.ownership import crm_owned_fields, ensure_rows
 
 # --- The pipeline ------------------------------------------------------------------------
 
@@ -147,17 +146,6 @@ class SyncStateMixin:
         if not links:
             return "Not linked to a CRM yet."
         return format_html_join("<br>", '{}: <a href="{}" target="_blank" rel="noopener">{}</a>', links)
-
-
-def crm_owned_fields(obj) -> set[str]:
-    """Human-owned fields of a record linked to a CRM: the CRM's value replaces a local edit."""
-    if obj is None or obj.pk is None:
-        return set()
-    entity = obj.entity_name
-    aliases = SyncLink.objects.filter(entity=entity, local_id=obj.pk).values_list("connection", flat=True)
-    return {
-        field for alias in aliases for field, owner in owners(alias, entity).items() if owner == Owner.HUMAN
-    }
 
 
 class ActivityInline(admin.TabularInline):
@@ -279,12 +267,7 @@ class ConflictAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Open conflicts first.
-        return (
-            super()
-            .get_queryset(request)
-            .alias(open_first=Count("pk", filter=Q(status=ConflictStatus.OPEN)))
-            .order_by("-open_first", "-created_at")
-        )
+        return super().get_queryset(request).open_first()
 
     def has_add_permission(self, request):
         return False
@@ -465,17 +448,6 @@ class OutboxEntryAdmin(ReadOnlyAdmin):
     list_filter = ["connection", "entity", "quarantined"]
 
 
-def count_subquery(queryset, field="connection"):
-    counted = (
-        queryset.filter(**{field: OuterRef("alias")})
-        .order_by()
-        .values(field)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 @admin.register(SyncConnection)
 class ConnectionAdmin(admin.ModelAdmin):
     """Configured connections and their health; "Sync now" enqueues a django-q2 task.
@@ -497,19 +469,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        for alias in app_settings.CONNECTIONS:
-            SyncConnection.objects.get_or_create(alias=alias)
-        outbox = OutboxEntry.objects.all()
-        return (
-            super()
-            .get_queryset(request)
-            .filter(alias__in=list(app_settings.CONNECTIONS))
-            .annotate(
-                open_conflicts=count_subquery(Conflict.objects.filter(status=ConflictStatus.OPEN)),
-                quarantined=count_subquery(outbox.filter(quarantined=True)),
-                pending=count_subquery(outbox.filter(quarantined=False)),
-            )
-        )
+        return SyncConnection.objects.configured()
 
     def has_add_permission(self, request):
         return False

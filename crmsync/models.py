@@ -6,7 +6,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models.functions import Lower
+from django.db.models import Case, Count, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from .choices import ActivityKind, ConflictStatus, DealStage, Owner, RunStatus, Winner
@@ -236,6 +237,33 @@ class Activity(SyncedModel):
 ENTITY_CHOICES = [(name, name) for name in ENTITIES]
 
 
+def _count_per_connection(queryset):
+    """A subquery counting ``queryset``'s rows of the outer connection (0 when none)."""
+    counted = (
+        queryset.filter(connection=OuterRef("alias"))
+        .order_by()
+        .values("connection")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=models.IntegerField()), Value(0))
+
+
+class SyncConnectionQuerySet(models.QuerySet):
+    def configured(self):
+        """The connections of ``CRMSYNC["CONNECTIONS"]`` (their rows made if missing), each
+        annotated with open_conflicts, quarantined and pending (outbox) counts."""
+        from .conf import app_settings
+
+        aliases = list(app_settings.CONNECTIONS)
+        self.bulk_create([SyncConnection(alias=alias) for alias in aliases], ignore_conflicts=True)
+        return self.filter(alias__in=aliases).annotate(
+            open_conflicts=_count_per_connection(Conflict.objects.filter(status=ConflictStatus.OPEN)),
+            quarantined=_count_per_connection(OutboxEntry.objects.filter(quarantined=True)),
+            pending=_count_per_connection(OutboxEntry.objects.filter(quarantined=False)),
+        )
+
+
 class SyncConnection(models.Model):
     """One row per configured connection: its lease and run bookkeeping.
 
@@ -249,6 +277,8 @@ class SyncConnection(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+
+    objects = SyncConnectionQuerySet.as_manager()
 
     def __str__(self):
         return self.alias
@@ -344,6 +374,12 @@ class FieldOwnership(models.Model):
         validate_ownership(self.connection, self.entity, self.field)
 
 
+class ConflictQuerySet(models.QuerySet):
+    def open_first(self):
+        """Open conflicts first, newest first within each status."""
+        return self.order_by(Case(When(status=ConflictStatus.OPEN, then=0), default=1), "-created_at")
+
+
 class Conflict(models.Model):
     """One field changed on both sides (or a rule overrode a side), and how it was decided."""
 
@@ -367,6 +403,8 @@ class Conflict(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConflictQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

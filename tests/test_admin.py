@@ -193,7 +193,10 @@ def test_deal_sync_state_column_and_filter(staff_client, notion_settings, notion
     assert "Linked deal" in only_linked and "Pending deal" not in only_linked
     detail = staff_client.get(reverse("admin:crmsync_opportunity_change", args=[linked.pk])).content.decode()
     assert "https://www.notion.so/" in detail and "Owned by the CRM" in detail
-    assert pending.pk
+    pending_page = staff_client.get(
+        reverse("admin:crmsync_opportunity_change", args=[pending.pk])
+    ).content.decode()
+    assert "Not linked to a CRM yet." in pending_page
 
 
 def test_conflicts_open_first_side_by_side_and_resolve(staff_client, notion_settings):

@@ -233,7 +233,7 @@ def test_synced_activity_cannot_be_edited(agent):
     assert agent.delete(detail).status_code == 204  # archiving is local
 
 
-def test_permissions_matrix(agent, viewer, client):
+def test_permissions_matrix(agent, viewer):
     deal = Opportunity.objects.create(name="Acme")
     detail = f"{URL}{deal.pk}/"
     anonymous = APIClient()

@@ -495,7 +495,9 @@ def test_quiet_idle_runs_reread_no_pages(notion_settings, notion_emulator):
 def test_records_inserted_without_save_are_still_pushed(notion_settings, notion_emulator):
     make_deal(name="Saved")
     sync()
-    Opportunity.objects.bulk_create([Opportunity(name="Bulk 1"), Opportunity(name="Bulk 2")])  # no outbox entry
+    Opportunity.objects.bulk_create(
+        [Opportunity(name="Bulk 1"), Opportunity(name="Bulk 2")]
+    )  # no outbox entry
     sync()
     names = sorted(p["values"]["Name"] for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"]))
     assert names == ["Bulk 1", "Bulk 2", "Saved"]

@@ -1,26 +1,12 @@
 """Serializers of the REST API. Model validation (ranges, choices) comes from the model
 fields; the sync's rules (CRM-owned fields, append-only activities) are checked here."""
 
-from django.db.models import Model
 from rest_framework import serializers
 
 from ..choices import Owner
 from ..models import Activity, Conflict, Contact, Opportunity, SyncLink, SyncRun
 from ..sync.engine import Resolution
-from ..sync.ownership import owners
-
-
-def crm_owned_fields(instance: Model) -> dict[str, str]:
-    """{field: connection} for fields the CRM owns (human) on a linked record."""
-    aliases = SyncLink.objects.filter(entity=instance.entity_name, local_id=instance.pk).values_list(
-        "connection", flat=True
-    )
-    owned = {}
-    for alias in aliases:
-        for field, owner in owners(alias, instance.entity_name).items():
-            if owner == Owner.HUMAN:
-                owned.setdefault(field, alias)
-    return owned
+from ..sync.ownership import crm_owned_fields
 
 
 class SyncedModelSerializer(serializers.ModelSerializer):

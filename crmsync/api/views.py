@@ -1,7 +1,7 @@
 """The REST API. Views only validate, query and call the engine."""
 
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -11,7 +11,6 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from ..choices import ConflictStatus
 from ..conf import app_settings
 from ..exceptions import ConfigurationError, MappingError
 from ..models import (
@@ -20,7 +19,6 @@ from ..models import (
     Contact,
     FieldOwnership,
     Opportunity,
-    OutboxEntry,
     SyncConnection,
     SyncRun,
 )
@@ -184,8 +182,7 @@ class ConflictViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         # Open conflicts first, newest first within each status.
-        open_first = Q(status=ConflictStatus.OPEN)
-        return self.queryset.alias(is_open=Count("pk", filter=open_first)).order_by("-is_open", "-created_at")
+        return self.queryset.open_first()
 
     @extend_schema(request=api.ResolveSerializer, responses=api.ConflictSerializer)
     @action(detail=True, methods=["post"])
@@ -302,50 +299,33 @@ class ConnectionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = r"[^/]+"
 
     def health(self) -> list[dict]:
-        aliases = list(app_settings.CONNECTIONS)
-        state = {c.alias: c for c in SyncConnection.objects.filter(alias__in=aliases)}
-        open_conflicts = dict(
-            Conflict.objects.filter(connection__in=aliases, status=ConflictStatus.OPEN)
-            .values_list("connection")
-            .annotate(n=Count("pk"))
-        )
-        outbox = {
-            row["connection"]: row
-            for row in OutboxEntry.objects.filter(connection__in=aliases)
-            .values("connection")
-            .annotate(
-                pending=Count("pk", filter=Q(quarantined=False)),
-                quarantined=Count("pk", filter=Q(quarantined=True)),
-            )
-        }
         latest = (
             SyncRun.objects.filter(connection=OuterRef("connection")).order_by("-started_at").values("pk")[:1]
         )
+        aliases = list(app_settings.CONNECTIONS)
         last_runs = {
             run.connection: run for run in SyncRun.objects.filter(connection__in=aliases, pk=Subquery(latest))
         }
         rows = []
-        for alias in aliases:
-            config = app_settings.CONNECTIONS[alias]
+        for connection in SyncConnection.objects.configured():
             try:
-                entities = sorted(connections[alias].entities)
+                entities = sorted(connections[connection.alias].entities)
             except ConfigurationError:
                 entities = []
-            connection = state.get(alias)
             rows.append(
                 {
-                    "alias": alias,
-                    "adapter": config.get("ADAPTER", ""),
+                    "alias": connection.alias,
+                    "adapter": app_settings.CONNECTIONS[connection.alias].get("ADAPTER", ""),
                     "entities": entities,
-                    "last_success_at": connection.last_success_at if connection else None,
-                    "last_error": connection.last_error if connection else "",
-                    "open_conflicts": open_conflicts.get(alias, 0),
-                    "quarantined": outbox.get(alias, {}).get("quarantined", 0),
-                    "pending": outbox.get(alias, {}).get("pending", 0),
-                    "last_run": last_runs.get(alias),
+                    "last_success_at": connection.last_success_at,
+                    "last_error": connection.last_error,
+                    "open_conflicts": connection.open_conflicts,
+                    "quarantined": connection.quarantined,
+                    "pending": connection.pending,
+                    "last_run": last_runs.get(connection.alias),
                 }
             )
-        return rows
+        return sorted(rows, key=lambda row: aliases.index(row["alias"]))
 
     def list(self, request):
         return Response(api.ConnectionSerializer(self.health(), many=True).data)

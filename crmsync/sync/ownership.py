@@ -24,6 +24,24 @@ def owners(connection: str, entity: str) -> dict[str, Owner]:
     return result
 
 
+def crm_owned_fields(instance) -> dict[str, str]:
+    """{field: connection} for the fields a CRM owns (human) on a linked record: the CRM's
+    value replaces a local edit there. Empty for an unsaved or unlinked record."""
+    from ..models import SyncLink
+
+    if instance is None or instance.pk is None:
+        return {}
+    entity = instance.entity_name
+    owned = {}
+    for alias in SyncLink.objects.filter(entity=entity, local_id=instance.pk).values_list(
+        "connection", flat=True
+    ):
+        for field, owner in owners(alias, entity).items():
+            if owner == Owner.HUMAN:
+                owned.setdefault(field, alias)
+    return owned
+
+
 def synced_fields(connection: str) -> dict[str, list[str]]:
     """{entity: [field, ...]} a configured connection syncs both ways."""
     from ..registry import connections
