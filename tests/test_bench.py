@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.django_db
-def test_bench_smoke_reports_every_measure():
+def test_bench_smoke_reports_every_measure(tmp_path):
     backends = "postgres,sqlite" if connection.vendor == "postgresql" else "sqlite"
     env = {**os.environ}
     if connection.vendor == "postgresql":
@@ -23,7 +23,15 @@ def test_bench_smoke_reports_every_measure():
             f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/crmsync_bench_smoke"
         )
     result = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--backends", backends],
+        [
+            sys.executable,
+            "bench/run.py",
+            "--smoke",
+            "--backends",
+            backends,
+            "--sqlite-path",
+            tmp_path / "bench.sqlite3",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -42,6 +50,7 @@ def test_bench_smoke_reports_every_measure():
         "memory ratio",
         "api p50 ratio",
         "api query growth",
+        "freshness s",
     ):
         assert f"| {measure} |" in table
     # Ratios that do not depend on the machine's speed hold even at smoke sizes.

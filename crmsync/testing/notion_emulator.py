@@ -28,6 +28,7 @@ import datetime as dt
 import email.utils
 import json
 import math
+import operator
 import re
 import threading
 import time
@@ -694,7 +695,8 @@ class NotionEmulator:
             if page["data_source_id"] == source_id and not page["hidden"] and page["in_trash"] == in_trash
         ]
         if flt is not None:
-            pages = [page for page in pages if self._matches(source, page, flt)]
+            matches = self._predicate(source, flt)
+            pages = [page for page in pages if matches(page)]
         pages = self._sort(source, pages, body.get("sorts"))
         # Cursors remember what they returned: a page edited between two calls moves in
         # the sort order but is neither skipped nor repeated.
@@ -1032,18 +1034,22 @@ class NotionEmulator:
                 for child in flt[key]:
                     self._check_filter_depth(child, depth + 1)
 
-    def _matches(self, source, page, flt) -> bool:
+    def _predicate(self, source, flt):
+        """The filter as a test of one page, checked and parsed once per query (not per page)."""
         if "and" in flt:
-            return all(self._matches(source, page, child) for child in flt["and"])
+            parts = [self._predicate(source, child) for child in flt["and"]]
+            return lambda page: all(part(page) for part in parts)
         if "or" in flt:
-            return any(self._matches(source, page, child) for child in flt["or"])
+            parts = [self._predicate(source, child) for child in flt["or"]]
+            return lambda page: any(part(page) for part in parts)
         if "timestamp" in flt:
             field = flt["timestamp"]
             if field not in ("created_time", "last_edited_time"):
                 _fail(
                     f"body failed validation: body.filter.timestamp should be created_time or last_edited_time, instead was `{field}`."
                 )
-            return self._date_matches(page[field], flt.get(field) or {})
+            test = self._date_test(flt.get(field) or {})
+            return lambda page: test(page[field])
         key = flt.get("property")
         name = (
             key
@@ -1060,8 +1066,7 @@ class NotionEmulator:
             condition = next((flt[k] for k in flt if k not in ("property", "type")), None)
         if not isinstance(condition, dict) or len(condition) != 1:
             _fail(f"body failed validation: body.filter.{ptype} should be an object with one condition.")
-        raw = page["properties"][name][ptype]
-        return self._condition(ptype, raw, condition)
+        return lambda page: self._condition(ptype, page["properties"][name][ptype], condition)
 
     def _condition(self, ptype, raw, condition) -> bool:
         ((op, operand),) = condition.items()
@@ -1106,38 +1111,45 @@ class NotionEmulator:
         elif ptype == "checkbox":
             ops = {"equals": raw == operand, "does_not_equal": raw != operand}
         elif ptype == "date":
-            return raw is not None and self._date_matches(parse_time(raw["start"]), condition)
+            return raw is not None and self._date_test(condition)(parse_time(raw["start"]))
         else:
             ops = {}
         if op not in ops:
             _fail(f"body failed validation: unsupported {ptype} filter condition `{op}`.")
         return ops[op]
 
-    def _date_matches(self, value, condition) -> bool:
+    def _date_test(self, condition):
+        """A date condition as a test of one value (a date or an aware datetime)."""
         if len(condition) != 1:
             _fail("body failed validation: a date filter takes one condition.")
         ((op, operand),) = condition.items()
         if op in ("is_empty", "is_not_empty"):
-            return (value is None) == (op == "is_empty")
+            return lambda value: (value is None) == (op == "is_empty")
+        compare = {
+            "equals": operator.eq,
+            "before": operator.lt,
+            "after": operator.gt,
+            "on_or_before": operator.le,
+            "on_or_after": operator.ge,
+        }.get(op)
+        if compare is None:
+            _fail(f"body failed validation: unsupported date filter condition `{op}`.")
         try:
             bound = parse_time(operand)
         except (TypeError, ValueError):
             _fail(
                 f"body failed validation: date filter `{op}` should be an ISO 8601 date, instead was `{operand}`."
             )
-        if isinstance(bound, dt.datetime) != isinstance(value, dt.datetime):
-            value = value.date() if isinstance(value, dt.datetime) else value
-            bound = bound.date() if isinstance(bound, dt.datetime) else bound
-        ops = {
-            "equals": value == bound,
-            "before": value < bound,
-            "after": value > bound,
-            "on_or_before": value <= bound,
-            "on_or_after": value >= bound,
-        }
-        if op not in ops:
-            _fail(f"body failed validation: unsupported date filter condition `{op}`.")
-        return ops[op]
+        bound_is_moment = isinstance(bound, dt.datetime)
+
+        def test(value):
+            if isinstance(value, dt.datetime) == bound_is_moment:
+                return compare(value, bound)
+            # A date against a moment compares the days.
+            day = value.date() if isinstance(value, dt.datetime) else value
+            return compare(day, bound.date() if bound_is_moment else bound)
+
+        return test
 
     def _sort(self, source, pages, sorts):
         if not sorts:

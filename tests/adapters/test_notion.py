@@ -374,3 +374,40 @@ def test_standalone_emulator_serves_from_the_command_line():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_emulator_timestamp_and_date_filters(notion_emulator):
+    source = notion_emulator.ids["deal_source"]
+    client = raw_client(notion_emulator)
+    # A filter is checked when the query arrives, even when no page would be tested.
+    with pytest.raises(notion_client.APIResponseError, match="should be an ISO 8601 date"):
+        client.data_sources.query(
+            data_source_id=source,
+            filter={"timestamp": "last_edited_time", "last_edited_time": {"after": "soon"}},
+        )
+    with pytest.raises(notion_client.APIResponseError, match="unsupported date filter condition `within`"):
+        client.data_sources.query(
+            data_source_id=source,
+            filter={"timestamp": "last_edited_time", "last_edited_time": {"within": "2026-01-01"}},
+        )
+    notion_emulator.clock.set(dt.datetime(2026, 3, 1, 9, 30, 45, tzinfo=dt.UTC))
+    early = notion_emulator.human_create(source, {"Name": "Early", "Close Date": "2026-03-31"})
+    notion_emulator.clock.advance(120)
+    late = notion_emulator.human_create(source, {"Name": "Late"})
+
+    def names(flt):
+        results = client.data_sources.query(data_source_id=source, filter=flt)["results"]
+        return sorted(r["properties"]["Name"]["title"][0]["plain_text"] for r in results)
+
+    def edited(condition):
+        return names({"timestamp": "last_edited_time", "last_edited_time": condition})
+
+    # last_edited_time is floored to the minute: 09:30 and 09:32.
+    assert edited({"on_or_after": "2026-03-01T09:30:00Z"}) == ["Early", "Late"]
+    assert edited({"after": "2026-03-01T09:30:00Z"}) == ["Late"]
+    assert edited({"before": "2026-03-01T09:32:00Z"}) == ["Early"]
+    assert edited({"equals": "2026-03-01"}) == ["Early", "Late"]  # a date compares the day
+    assert edited({"after": "2026-03-01"}) == []
+    assert names({"property": "Close Date", "date": {"on_or_before": "2026-03-31"}}) == ["Early"]
+    assert names({"property": "Close Date", "date": {"is_empty": True}}) == ["Late"]
+    assert {early, late} == {r["id"] for r in client.data_sources.query(data_source_id=source)["results"]}
