@@ -50,7 +50,7 @@ TARGETS = {
     "request_efficiency": ("≤ 1.05", lambda r: r["request_efficiency"] <= 1.05),
     "budget_use": ("≥ 0.90, 0 × 429", lambda r: r["budget_use"] >= 0.90 and r["throttled_429"] == 0),
     "idle_query_ratio": ("= 1.0", lambda r: r["idle_query_ratio"] == 1.0),
-    "idle_time_ratio": ("≤ 1.5 (engine CPU time)", lambda r: r["idle_time_ratio"] <= 1.5),
+    "idle_time_ratio": ("≤ 1.5", lambda r: r["idle_time_ratio"] <= 1.5),
     "cpu_ms_per_pushed": ("≤ 2 ms", lambda r: r["cpu_ms_per_pushed"] <= 2),
     "cpu_ms_per_pulled": ("≤ 2 ms", lambda r: r["cpu_ms_per_pulled"] <= 2),
     "memory_ratio": ("≤ 1.3", lambda r: r["memory_ratio"] <= 1.3),
@@ -252,18 +252,16 @@ def idle_cycle():
 
     from crmsync.sync.engine import SyncEngine
 
-    timings, queries = [], []
-    for _ in range(5):
+    walls, cpus, queries = [], [], []
+    for _ in range(9):
         with CaptureQueriesContext(connection) as captured:
-            # CPU time of this process: the engine's work, without the emulator's own
-            # (its in-memory scan of every page per query grows with the page count; a real
-            # Notion query is indexed).
-            started = time.process_time()
+            started, cpu = time.perf_counter(), time.process_time()
             run = SyncEngine("notion").run()
-            timings.append(time.process_time() - started)
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
         assert run.updated_local == run.updated_remote == 0
         queries.append(len(captured))
-    return statistics.median(timings), max(queries)
+    return statistics.median(walls), statistics.median(cpus), max(queries)
 
 
 def api_latency(count):
@@ -323,13 +321,13 @@ def measure_scaling(sizes):
                 results["cpu_ms_per_pulled"] = (time.process_time() - cpu) * 1000 / sizes["pull"]
         finally:
             emulator.stop()
-    (t_small, q_small), (t_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
+    (t_small, cpu_small, q_small), (t_big, cpu_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
     (latency, queries_big), (_, queries_small) = results[f"api_{big}"], results[f"api_{small}"]
     return {
         "idle_query_ratio": q_big / q_small,
         "idle_queries": f"{q_small} / {q_big}",
         "idle_time_ratio": t_big / t_small,
-        "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f} CPU",
+        "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f}; engine CPU {cpu_small * 1000:.1f} / {cpu_big * 1000:.1f}",
         "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
         "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
         "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],

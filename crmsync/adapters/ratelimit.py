@@ -2,14 +2,15 @@
 
 GCRA (the "generic cell rate algorithm", a token bucket kept as one number): the
 row holds the theoretical arrival time (TAT) of the next request. A caller reserves
-a slot with a compare-and-swap UPDATE (row count checked, so it works on SQLite,
-where ``select_for_update`` does nothing), commits, then sleeps until its slot. No
-transaction is held while waiting or while the request is in flight.
+a slot with one atomic ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+), or else
+with a compare-and-swap UPDATE (row count checked, so it needs no ``select_for_update``),
+then sleeps until its slot. No transaction is held while waiting or while the request
+is in flight.
 """
 
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 
 
 class RateBudget:
@@ -18,6 +19,8 @@ class RateBudget:
             raise ValueError("rate must be positive")
         self.key, self.rate, self.burst = key, rate, max(1, int(burst))
         self.sleep, self.clock = sleep, clock
+        # One UPDATE ... RETURNING per slot where the database has it; None: decide by backend.
+        self.single_statement: bool | None = None
 
     def reserve(self) -> float:
         """Reserve the next slot; returns the seconds to wait before sending."""
@@ -25,19 +28,39 @@ class RateBudget:
 
         interval = 1.0 / self.rate
         tolerance = (self.burst - 1) * interval
+        connection = connections[router.db_for_write(Row)]
+        rows = Row.objects.using(connection.alias)
+        one_statement = self.single_statement
+        if one_statement is None:
+            one_statement = connection.vendor == "postgresql" or (
+                connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
+            )
         for _ in range(1000):
-            stored = Row.objects.filter(key=self.key).values_list("tat", flat=True).first()
-            if stored is None:
-                try:
-                    with transaction.atomic():
-                        Row.objects.create(key=self.key, tat=0.0)
-                except IntegrityError:
-                    pass
-                continue
             now = self.clock()
-            tat = max(stored, now)
-            if Row.objects.filter(key=self.key, tat=stored).update(tat=tat + interval):
-                return max(0.0, tat - tolerance - now)
+            if one_statement:
+                # One statement, one round trip: the slot is max(TAT, now); the TAT moves past it.
+                table, tat, key = map(connection.ops.quote_name, (Row._meta.db_table, "tat", "key"))
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {table} SET {tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s "
+                        f"WHERE {key} = %s RETURNING {tat}",
+                        [now, now, interval, self.key],
+                    )
+                    row = cursor.fetchone()
+                if row is not None:
+                    return max(0.0, row[0] - interval - tolerance - now)
+            else:
+                stored = rows.filter(key=self.key).values_list("tat", flat=True).first()
+                if stored is not None:
+                    tat = max(stored, now)
+                    if rows.filter(key=self.key, tat=stored).update(tat=tat + interval):
+                        return max(0.0, tat - tolerance - now)
+                    continue  # another process took this slot: read again
+            try:
+                with transaction.atomic(using=connection.alias):
+                    rows.create(key=self.key, tat=0.0)
+            except IntegrityError:
+                pass  # another process created it
         raise RuntimeError(f"could not reserve a request slot for {self.key!r}")
 
     def acquire(self) -> float:

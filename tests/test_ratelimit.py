@@ -1,0 +1,95 @@
+"""The shared request budget (GCRA in one database row), on the real database."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from crmsync.adapters.ratelimit import RateBudget
+from crmsync.models import RateBudget as Row
+
+WAYS = pytest.mark.parametrize(
+    "single_statement", [True, False], ids=["update-returning", "compare-and-swap"]
+)
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def budget(single_statement, clock, rate=10.0, burst=1, key="notion:test"):
+    made = RateBudget(key, rate, burst, clock=clock, sleep=lambda seconds: None)
+    made.single_statement = single_statement
+    return made
+
+
+@WAYS
+@pytest.mark.django_db
+def test_slots_are_spaced_by_the_rate_and_idle_time_is_not_banked(single_statement):
+    clock = Clock()
+    first = budget(single_statement, clock)
+    waits = [first.reserve() for _ in range(4)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    clock.now += 60  # a quiet minute does not buy a burst later
+    assert [first.reserve() for _ in range(2)] == pytest.approx([0.0, 0.1])
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1060.2)
+
+
+@WAYS
+@pytest.mark.django_db
+def test_burst_lets_that_many_go_at_once(single_statement):
+    clock = Clock()
+    bursty = budget(single_statement, clock, rate=10, burst=3)
+    assert [bursty.reserve() for _ in range(5)] == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+
+
+@WAYS
+@pytest.mark.django_db
+def test_budgets_of_one_key_share_slots_and_other_keys_do_not(single_statement):
+    clock = Clock()
+    one, two = budget(single_statement, clock), budget(single_statement, clock)
+    other = budget(single_statement, clock, key="notion:other")
+    assert [one.reserve(), two.reserve(), one.reserve()] == pytest.approx([0.0, 0.1, 0.2])
+    assert other.reserve() == 0.0
+
+
+@WAYS
+@pytest.mark.django_db
+def test_hold_off_after_a_429_delays_every_caller(single_statement):
+    clock = Clock()
+    first = budget(single_statement, clock)
+    first.reserve()
+    first.hold_off(5)
+    assert budget(single_statement, clock).reserve() == pytest.approx(5.0)
+
+
+@WAYS
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_callers_never_get_the_same_slot(single_statement):
+    clock, waits, errors = Clock(), [], []
+
+    def caller():
+        try:
+            mine = budget(single_statement, clock, rate=100)
+            waits.extend(mine.reserve() for _ in range(25))
+        except Exception as err:  # reported below, with the thread's error
+            errors.append(err)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(round(wait, 6) for wait in waits) == [round(i / 100, 6) for i in range(100)]
+
+
+def test_rate_must_be_positive():
+    with pytest.raises(ValueError, match="rate must be positive"):
+        RateBudget("notion:test", 0)
