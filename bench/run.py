@@ -32,7 +32,7 @@ FULL = {
     "idle": (100, 10_000),
     "pull": 10_000,
     "memory": (2_000, 20_000),
-    "api_requests": 60,
+    "api_requests": 300,
 }
 SMOKE = {
     "new": 40,

@@ -42,13 +42,18 @@ class ContactSerializer(SyncedModelSerializer):
         return value
 
 
+class ContactField(serializers.PrimaryKeyRelatedField):
+    """A contact by id. The queryset is a class attribute: DRF deep-copies a field's
+    arguments for every serializer, and copying a queryset is not free."""
+
+    queryset = Contact.objects.all()
+
+
 class OpportunitySerializer(SyncedModelSerializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100, allow_blank=False), required=False, max_length=100
     )
-    contact = serializers.PrimaryKeyRelatedField(
-        queryset=Contact.objects.all(), allow_null=True, required=False, pk_field=serializers.UUIDField()
-    )
+    contact = ContactField(allow_null=True, required=False, pk_field=serializers.UUIDField())
 
     class Meta:
         model = Opportunity

@@ -65,6 +65,10 @@ class ModelPermissions(permissions.DjangoModelPermissions):
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
     }
 
+    def _queryset(self, view):
+        # Only the model matters here: do not build the view's queryset a second time.
+        return view.queryset if getattr(view, "queryset", None) is not None else super()._queryset(view)
+
 
 def require(request, perm: str) -> None:
     if not request.user.has_perm(perm):
