@@ -72,6 +72,8 @@ NOTES = """Notes:
   10,000 new pages, each written back once). "client ms per create" is a bare notion-client
   `pages.create` measured in the same run: the floor the engine adds to. CPU time on a shared
   machine varies up to 2x between runs; compare the two in one column.
+- API list cost: both viewsets list the same rows (archived deals hidden), 50 per page with a
+  count; p50 and p95 of 300 interleaved requests each.
 - Freshness: a remote edit to the local row, with the default 60 s schedule run by a real qcluster.
 - Budget use: requests per second achieved while the emulator enforces the same 20 req/s budget.
 """

@@ -18,9 +18,10 @@ class PlainPagination(pagination.PageNumberPagination):
 
 
 class PlainViewSet(viewsets.ModelViewSet):
-    """The baseline: a plain ModelViewSet on the same model."""
+    """The baseline: a plain ModelViewSet on the same model, serving the same rows (a
+    soft-deleting app hides archived deals too)."""
 
-    queryset = Opportunity.objects.order_by("-updated_at")
+    queryset = Opportunity.objects.filter(archived=False).order_by("-updated_at")
     serializer_class = PlainSerializer
     pagination_class = PlainPagination
 
