@@ -35,17 +35,17 @@ class RateBudget:
             one_statement = connection.vendor == "postgresql" or (
                 connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
             )
+        # One statement, one round trip: the slot is max(TAT, now); the TAT moves past it.
+        table, tat, key = map(connection.ops.quote_name, (Row._meta.db_table, "tat", "key"))
+        take_slot = (
+            f"UPDATE {table} SET {tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s "
+            f"WHERE {key} = %s RETURNING {tat}"
+        )
         for _ in range(1000):
             now = self.clock()
             if one_statement:
-                # One statement, one round trip: the slot is max(TAT, now); the TAT moves past it.
-                table, tat, key = map(connection.ops.quote_name, (Row._meta.db_table, "tat", "key"))
                 with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"UPDATE {table} SET {tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s "
-                        f"WHERE {key} = %s RETURNING {tat}",
-                        [now, now, interval, self.key],
-                    )
+                    cursor.execute(take_slot, [now, now, interval, self.key])
                     row = cursor.fetchone()
                 if row is not None:
                     return max(0.0, row[0] - interval - tolerance - now)

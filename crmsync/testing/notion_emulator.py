@@ -1066,6 +1066,11 @@ class NotionEmulator:
             condition = next((flt[k] for k in flt if k not in ("property", "type")), None)
         if not isinstance(condition, dict) or len(condition) != 1:
             _fail(f"body failed validation: body.filter.{ptype} should be an object with one condition.")
+        if ptype == "date" and not condition.keys() & {"is_empty", "is_not_empty"}:
+            test = self._date_test(condition)
+            return lambda page: (
+                (raw := page["properties"][name]["date"]) is not None and test(parse_time(raw["start"]))
+            )
         return lambda page: self._condition(ptype, page["properties"][name][ptype], condition)
 
     def _condition(self, ptype, raw, condition) -> bool:
@@ -1110,8 +1115,6 @@ class NotionEmulator:
             ops = {"contains": operand in ids, "does_not_contain": operand not in ids}
         elif ptype == "checkbox":
             ops = {"equals": raw == operand, "does_not_equal": raw != operand}
-        elif ptype == "date":
-            return raw is not None and self._date_test(condition)(parse_time(raw["start"]))
         else:
             ops = {}
         if op not in ops:
