@@ -18,8 +18,9 @@ DEFAULTS = {
     # Seconds one run may last before it stops and leaves the rest for the next run.
     # Keep it below django-q2's task timeout.
     "RUN_TIME_LIMIT": 240,
-    # Seconds a sync lease lasts without renewal (a killed worker's lease expires then).
-    "LEASE_SECONDS": 120,
+    # Seconds a sync lease lasts without renewal (renewed by a heartbeat while a run lives;
+    # a killed worker's lease is taken over at once on its host, after this elsewhere).
+    "LEASE_SECONDS": 30,
 }
 
 

@@ -10,9 +10,9 @@ from django.db.models import Case, Count, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
+from . import outbox
 from .choices import ActivityKind, ConflictStatus, DealStage, Owner, RunStatus, Winner
 from .entities import ENTITIES, EntitySpec
-from .sync import outbox
 
 
 class SyncedModel(models.Model):
@@ -40,21 +40,49 @@ class SyncedModel(models.Model):
     def save(self, *args, **kwargs):
         changed = self.changed_sync_fields()
         origin = outbox.current_origin()
-        if origin is None and changed - {"archived"}:
-            now = timezone.now().isoformat()
-            self.field_modified_at = {
-                **self.field_modified_at,
-                **dict.fromkeys(changed - {"archived"}, now),
-            }
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "field_modified_at"}
+        bumped = changed - {"archived"} if origin is None else set()
+        partial = self._only_what_changed(kwargs, changed, bumped)
         # No savepoint when nested (the engine's transactions): the save and its outbox
         # entry still commit or roll back together.
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            if bumped:
+                now = timezone.now().isoformat()
+                stored = self.field_modified_at
+                if partial:  # this instance's times may be stale: add to the stored ones
+                    stored = (
+                        type(self)
+                        ._default_manager.filter(pk=self.pk)
+                        .values_list("field_modified_at", flat=True)
+                        .first()
+                    ) or {}
+                self.field_modified_at = {**stored, **dict.fromkeys(bumped, now)}
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "field_modified_at"}
             super().save(*args, **kwargs)
             if changed:
                 outbox.mark_dirty(self.entity_name, [self.pk], exclude=origin)
         self._sync_snapshot = self._take_snapshot()
+
+    def _only_what_changed(self, kwargs: dict, changed: set, bumped: set) -> bool:
+        """Restrict a full save of a loaded record to the synced fields this instance
+        changed since it was loaded: a stale instance must not write back values another
+        writer (the sync, another user) stored meanwhile. Returns whether it did."""
+        if (
+            self._state.adding
+            or getattr(self, "_sync_snapshot", None) is None
+            or kwargs.get("update_fields") is not None
+            or kwargs.get("force_insert")
+        ):
+            return False
+        untouched = set(self.tracked_attnames()) - changed
+        if not bumped:
+            untouched.add("field_modified_at")
+        kwargs["update_fields"] = [
+            field.name
+            for field in self._meta.concrete_fields
+            if not field.primary_key and field.name not in untouched
+        ]
+        return True
 
     @classmethod
     def entity(cls) -> EntitySpec:
@@ -334,6 +362,8 @@ class OutboxEntry(models.Model):
     enqueued_at = models.DateTimeField(default=timezone.now)
     # Set before a create is sent; a later try looks the record up by sync id first.
     create_sent_at = models.DateTimeField(null=True, blank=True)
+    # The values that create sent: the base a recovered page is linked with (DESIGN §8).
+    create_values = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     quarantined = models.BooleanField(default=False, db_index=True)
@@ -343,6 +373,34 @@ class OutboxEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "entity", "local_id"], name="crmsync_outbox_unique")
         ]
+
+
+class QuarantinedPage(models.Model):
+    """A remote record that could not be read or applied (DESIGN §8).
+
+    Held by its remote id, re-read every run until it applies or staff dismiss it, so
+    it is never forgotten when the watermark moves past it.
+    """
+
+    connection = models.CharField(max_length=100)
+    entity = models.CharField(max_length=20, choices=ENTITY_CHOICES)
+    remote_id = models.CharField(max_length=100)
+    local_id = models.UUIDField(null=True, blank=True)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "quarantined remote record"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "remote_id"], name="crmsync_quarantined_page_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.connection}:{self.entity}:{self.remote_id}"
 
 
 class FieldOwnership(models.Model):

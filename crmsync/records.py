@@ -1,11 +1,13 @@
 """Translate between model instances and normalized values (``entities.normal_form``)."""
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import models
 
-from .entities import normal_form
+from .entities import EntitySpec, normal_form
 from .exceptions import MappingError
 
 
@@ -81,7 +83,7 @@ def apply_values(instance, values: dict) -> None:
 def contact_for_email(email: str):
     """The contact with this email (case-insensitive), created when there is none."""
     from .models import Contact
-    from .sync.outbox import applying_remote_changes
+    from .outbox import applying_remote_changes
 
     contact = Contact.objects.filter(email__iexact=email).first()
     if contact is None:
@@ -90,3 +92,78 @@ def contact_for_email(email: str):
         with applying_remote_changes(None):
             contact.save()
     return contact
+
+
+def fit_remote_values(entity: EntitySpec, values: dict) -> tuple[dict, dict[str, str]]:
+    """Remote normalized ``values`` as the local fields hold them, and the ones they cannot.
+
+    Returns ``(fitted, invalid)``: numbers are rounded to the local field's decimal
+    places (DESIGN §7: compared and stored at the local precision); an empty value of a
+    required field reads as its default (so a page without a Stage is not "changed" to
+    nothing, and the default is not pushed back); ``invalid`` maps each field whose value
+    the local field's validators refuse to the reason. Values that are not plain
+    (``Unmapped``) pass through. No side effects: no contact is created.
+    """
+    fitted, invalid = {}, {}
+    for name, value in values.items():
+        if name not in entity.field_names or not _is_plain(value):
+            fitted[name] = value
+            continue
+        try:
+            fitted[name] = _fit(entity, name, value)
+        except MappingError as err:
+            invalid[name] = str(err)
+    return fitted, invalid
+
+
+def _is_plain(value) -> bool:
+    return value is None or isinstance(value, str | int | float | Decimal | list | tuple)
+
+
+def _fit(entity: EntitySpec, name: str, value):
+    """The normal form of ``value`` as the local field holds it; MappingError if it can't."""
+    kind = entity.field(name).kind
+    if entity.name == "activity" and name == "opportunity":
+        return value
+    if entity.name == "deal" and name == "contact":
+        if value is not None:
+            _check(lambda: validate_email(value), name, value)
+        return value
+    field = entity.get_model()._meta.get_field(name)
+    if value is None and not field.null:
+        default = field.get_default() if field.has_default() else ""
+        return normal_form(kind, default)
+    if value is None:
+        return None
+    try:
+        python = _to_python(entity, name, value)
+    except (ValueError, TypeError, ArithmeticError) as err:
+        raise MappingError(f"{name}: {value!r} is not a valid {kind}", field=name) from err
+    if isinstance(field, models.DecimalField):
+        python = _check(
+            lambda: python.quantize(Decimal(1).scaleb(-field.decimal_places), rounding=ROUND_HALF_EVEN),
+            name,
+            value,
+        )
+    elif isinstance(field, models.IntegerField) and python != python.to_integral_value():
+        raise MappingError(f"{name}: {value} is not a whole number", field=name)
+    if isinstance(python, str) and "\x00" in python:
+        raise MappingError(f"{name}: the text contains a NUL character", field=name)
+    if kind == "tags":
+        if not all(isinstance(tag, str) for tag in python) or any("," in tag for tag in python):
+            raise MappingError(f"{name}: tags must be strings without commas", field=name)
+    else:
+        checked = int(python) if isinstance(field, models.IntegerField) else python
+        if field.choices and checked not in {choice for choice, _ in field.flatchoices}:
+            raise MappingError(f"{name}: {value!r} is not one of the choices", field=name)
+        _check(lambda: field.run_validators(checked), name, value)
+    return normal_form(kind, python)
+
+
+def _check(validate, name: str, value):
+    try:
+        return validate()
+    except ValidationError as err:
+        raise MappingError(f"{name}: {value!r}: {' '.join(err.messages)}", field=name) from err
+    except ArithmeticError as err:  # quantize() of a number too large for the context
+        raise MappingError(f"{name}: {value!r} is out of range", field=name) from err

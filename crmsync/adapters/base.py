@@ -139,6 +139,13 @@ class CRMAdapter:
     OPTIONS: Mapping[str, Any] = {}
     # Entities this adapter syncs; may depend on options (see ``entities``).
     ENTITIES: frozenset[str] = frozenset(ENTITIES)
+    # How the CRM's change listing behaves; the engine knows no vendor and reads these.
+    # Modification times are floored to this (Notion: a minute): the time rule of
+    # DESIGN §3 compares both sides at this precision.
+    TIME_GRANULARITY: dt.timedelta = dt.timedelta(0)
+    # An incremental listing re-reads this long before its watermark (late-visible or
+    # floored modification times).
+    LISTING_OVERLAP: dt.timedelta = dt.timedelta(0)
 
     def __init__(self, alias: str, **options):
         self.alias = alias
@@ -187,6 +194,24 @@ class CRMAdapter:
         """Problems with the remote side (missing properties, wrong types); may send requests."""
         return []
 
+    @property
+    def clock_offset(self) -> dt.timedelta | None:
+        """The CRM's clock minus the local clock, as last measured (None: unknown).
+
+        The engine compares local edit times with remote ones on one clock (DESIGN §8)."""
+        return None
+
+    def blocked_fields(self, entity: str) -> dict[str, str]:
+        """{field: reason} of mapped fields that cannot sync now (a property missing or of
+        another type in the CRM). The engine neither pushes them nor records them as agreed;
+        ``iter_changes`` and ``get`` leave them out of ``values``. May send requests."""
+        return {}
+
+    def match_field(self, entity: str) -> str | None:
+        """The field that links an unlinked remote record without a sync id to an unlinked
+        local record on the first sync (exact, case-insensitive for emails), or None."""
+        return "email" if entity == "contact" else None
+
     # --- Entity-generic hooks: what a concrete adapter implements -----------------
 
     def _unimplemented(self, hook):
@@ -214,10 +239,22 @@ class CRMAdapter:
         """Every remote record (trashed ones included) carrying ``sync_id``, oldest first."""
         self._unimplemented("find_by_sync_id")
 
-    def iter_changes(self, entity: str, since: dt.datetime | None) -> Iterator[ChangePage]:
-        """Records modified on or after ``since`` (all records when None), trashed ones
-        included, as pages in ascending order of modification; each page's checkpoint is
-        safe to resume from. May yield a record twice; never skips one."""
+    def iter_changes(
+        self,
+        entity: str,
+        since: dt.datetime | None,
+        *,
+        by: str = "modified",
+        include_trashed: bool = True,
+    ) -> Iterator[ChangePage]:
+        """Records whose ``by`` time ("modified" or "created") is on or after ``since``
+        (all records when None), as pages.
+
+        With ``include_trashed``, trashed records come too, in pages whose checkpoint is
+        None. Live records come in ascending order of the ``by`` time; a page's checkpoint
+        is a time such that every live record before it has been yielded (safe to resume
+        from). May yield a record twice; never skips one. ``as_of`` on each page, when the
+        CRM tells its clock: the time the listing began."""
         self._unimplemented("iter_changes")
 
     def trash(self, entity: str, remote_id: str) -> RemoteRecord:
@@ -258,5 +295,5 @@ class CRMAdapter:
 
     def get_changes_since(self, cursor: dt.datetime | None, entity: str = "deal") -> Iterator[Change]:
         """Every change on or after ``cursor`` (may repeat a record, never skips one)."""
-        for page in self.iter_changes(entity, cursor):
+        for page in self.iter_changes(entity, cursor, by="modified", include_trashed=True):
             yield from page.records

@@ -11,8 +11,8 @@ from django.db.models import Q
 
 from ..entities import ENTITIES
 from ..exceptions import RemoteNotFound
+from ..outbox import applying_remote_changes
 from ..records import apply_values, local_values
-from ..sync.outbox import applying_remote_changes
 from .base import ChangePage, CRMAdapter, RemoteRecord
 
 PAGE_SIZE = 100
@@ -79,22 +79,28 @@ class LocalAdapter(CRMAdapter):
     def restore(self, entity, remote_id):
         return self._set_archived(entity, remote_id, False)
 
-    def iter_changes(self, entity, since):
-        queryset = self._queryset(entity).order_by("updated_at", "pk")
+    def iter_changes(self, entity, since, *, by="modified", include_trashed=True):
+        """Records by ``updated_at`` (or ``created_at``), trashed ones in the same pages
+        (their checkpoints stay valid: one ordered listing of both)."""
+        column = "updated_at" if by == "modified" else "created_at"
+        queryset = self._queryset(entity).order_by(column, "pk")
+        if not include_trashed:
+            queryset = queryset.filter(archived=False)
         if since is not None:
-            queryset = queryset.filter(updated_at__gte=since)
+            queryset = queryset.filter(**{f"{column}__gte": since})
         last = None
         while True:
             page_qs = queryset
             if last is not None:
+                moment = getattr(last, column)
                 page_qs = page_qs.filter(
-                    Q(updated_at__gt=last.updated_at) | Q(updated_at=last.updated_at, pk__gt=last.pk)
+                    Q(**{f"{column}__gt": moment}) | Q(**{column: moment, "pk__gt": last.pk})
                 )
             page = list(page_qs[: self.options["page_size"]])
             if not page:
                 return
             last = page[-1]
-            yield ChangePage([self._record(obj) for obj in page], checkpoint=last.updated_at)
+            yield ChangePage([self._record(obj) for obj in page], checkpoint=getattr(last, column))
             if len(page) < self.options["page_size"]:
                 return
 

@@ -115,6 +115,7 @@ class NotionAdapter(CRMAdapter):
         self._warned: set = set()
         self._requests = 0
         self.server_time: dt.datetime | None = None  # Notion's clock, from the last Date header
+        self._clock_offset: dt.timedelta | None = None  # Notion's clock minus ours
         rate = self.options["requests_per_second"]
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
 
@@ -174,6 +175,8 @@ class NotionAdapter(CRMAdapter):
     def _after_response(self, response):
         with contextlib.suppress(TypeError, ValueError):
             self.server_time = email.utils.parsedate_to_datetime(response.headers.get("date"))
+            # The Date header has whole seconds: half a second is the best guess of the rest.
+            self._clock_offset = self.server_time - dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
 
     def _before_request(self, request):
         if self.budget:
@@ -511,3 +514,18 @@ class NotionAdapter(CRMAdapter):
         for in_trash in (False, True) if flt.include_archived else (False,):
             for _, records in self._query(entity, filter=query_filter, in_trash=in_trash):
                 yield from records
+
+    # --- What the engine reads of Notion's ways ---------------------------------------
+
+    # ``last_edited_time`` is floored to the minute; a listing re-reads the minute before.
+    TIME_GRANULARITY = dt.timedelta(minutes=1)
+    LISTING_OVERLAP = dt.timedelta(seconds=60)
+
+    @property
+    def clock_offset(self) -> dt.timedelta | None:
+        return self._clock_offset
+
+    def match_field(self, entity: str) -> str | None:
+        if entity == "deal":
+            return "name" if self.options["match_deals_by_name"] else None
+        return super().match_field(entity)

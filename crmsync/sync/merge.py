@@ -49,8 +49,19 @@ class MergeResult:
     agreed: set = dataclasses.field(default_factory=set)  # fields where local == remote now
 
 
+MINUTE = dt.timedelta(minutes=1)
+
+
+def floor_time(moment: dt.datetime | None, granularity: dt.timedelta = MINUTE) -> dt.datetime | None:
+    """``moment`` floored to ``granularity`` (a zero granularity keeps it as is)."""
+    if moment is None or not granularity:
+        return moment
+    epoch = dt.datetime(2000, 1, 1, tzinfo=moment.tzinfo)
+    return moment - (moment - epoch) % granularity
+
+
 def floor_minute(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(second=0, microsecond=0) if moment else None
+    return floor_time(moment, MINUTE)
 
 
 def merge_record(
@@ -60,10 +71,12 @@ def merge_record(
     owners: dict[str, Owner],
     local_times: dict[str, dt.datetime | None],
     remote_time: dt.datetime | None,
+    granularity: dt.timedelta = MINUTE,
 ) -> MergeResult:
     """Decide every field present in ``remote`` (a field the remote does not carry is
     not synced). A field missing from ``base`` has no agreed value: when the sides
-    differ it counts as changed on both."""
+    differ it counts as changed on both. ``local_times`` must be on the remote's clock;
+    both sides' times are floored to ``granularity`` (the CRM's time precision)."""
     result = MergeResult(base=dict(base))
     for field, remote_value in remote.items():
         local_value = local.get(field)
@@ -74,8 +87,8 @@ def merge_record(
             local_changed=local_value != base_value,
             remote_changed=remote_value != base_value,
             same=local_value == remote_value,
-            local_minute=floor_minute(local_times.get(field)),
-            remote_minute=floor_minute(remote_time),
+            local_minute=floor_time(local_times.get(field), granularity),
+            remote_minute=floor_time(remote_time, granularity),
         )
         if winner is None:  # both sides agree
             result.agreed.add(field)

@@ -13,6 +13,8 @@ class FakeAdapter(CRMAdapter):
     like Notion's. ``now`` may be replaced to control time."""
 
     OPTIONS = {"entities": ("deal", "contact", "activity")}
+    TIME_GRANULARITY = dt.timedelta(minutes=1)
+    LISTING_OVERLAP = dt.timedelta(minutes=1)
 
     def __init__(self, alias, **options):
         super().__init__(alias, **options)
@@ -98,8 +100,10 @@ class FakeAdapter(CRMAdapter):
             ),
             key=lambda r: getattr(r, attribute),
         )
+        live = [r for r in records if not r.archived]
         if records:
-            yield ChangePage(records, checkpoint=getattr(records[-1], attribute))
+            # Trashed and live records in one ordered listing: the last live time is safe.
+            yield ChangePage(records, checkpoint=getattr(live[-1], attribute) if live else None)
 
     def search(self, entity, flt):
         self.requests += 1

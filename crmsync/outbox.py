@@ -33,8 +33,8 @@ def mark_dirty(entity: str, ids, exclude: str | None = None) -> None:
 
     A re-marked record loses its quarantine and failure count: an edit retries it.
     """
-    from ..models import OutboxEntry
-    from ..registry import connections
+    from .models import OutboxEntry
+    from .registry import connections
 
     aliases = [alias for alias in connections.aliases_for(entity) if alias != exclude]
     if not aliases or not ids:

@@ -1,0 +1,72 @@
+"""What one run of one connection carries between its steps: the adapter, the lease,
+the deadline, the counts and the errors. The steps (pull, apply, push) share it."""
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+
+from ..adapters.base import CRMAdapter
+from ..choices import Owner
+from ..conf import app_settings
+from ..models import SyncRun
+from .lease import Lease
+from .ownership import owners
+
+logger = logging.getLogger("crmsync.sync")
+
+
+@dataclasses.dataclass
+class RunContext:
+    alias: str
+    adapter: CRMAdapter
+    lease: Lease
+    deadline: float
+    stats: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(SyncRun.COUNTS, 0))
+    errors: list[str] = dataclasses.field(default_factory=list)
+    partial: bool = False
+    _owners: dict = dataclasses.field(default_factory=dict)
+    _blocked: dict = dataclasses.field(default_factory=dict)
+    # When the pull of each entity began in this run (engine-made records after it are
+    # not created remotely until the next pull has had the chance to match them).
+    pull_started: dict = dataclasses.field(default_factory=dict)
+
+    def atomic(self):
+        """A transaction that first checks (and renews) the lease."""
+        return self.lease.atomic()
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.partial = True
+        return self.partial
+
+    def owners(self, entity: str) -> dict[str, Owner]:
+        if entity not in self._owners:
+            self._owners[entity] = owners(self.alias, entity)
+        return self._owners[entity]
+
+    def blocked_fields(self, entity: str) -> dict[str, str]:
+        """{field: why} the adapter cannot sync now (schema drift): skipped both ways."""
+        if entity not in self._blocked:
+            self._blocked[entity] = dict(self.adapter.blocked_fields(entity))
+        return self._blocked[entity]
+
+    def error(self, message: str) -> None:
+        logger.warning("sync %s: %s", self.alias, message)
+        self.errors.append(message)
+        self.stats["errors"] += 1
+
+    def to_local_clock(self, moment: dt.datetime | None) -> dt.datetime | None:
+        """A remote time on the local clock (DESIGN §8: one clock for both sides)."""
+        offset = self.adapter.clock_offset
+        return moment - offset if moment is not None and offset else moment
+
+    def to_remote_clock(self, moment: dt.datetime | None) -> dt.datetime | None:
+        """A local time on the remote clock (the offset measured from its answers)."""
+        offset = self.adapter.clock_offset
+        return moment + offset if moment is not None and offset else moment
+
+    @staticmethod
+    def make(alias: str, adapter: CRMAdapter, lease: Lease, time_limit: float | None) -> "RunContext":
+        limit = app_settings.RUN_TIME_LIMIT if time_limit is None else time_limit
+        return RunContext(alias, adapter, lease, time.monotonic() + limit)
