@@ -155,7 +155,7 @@ def _fit(entity: EntitySpec, name: str, value):
     else:
         checked = int(python) if isinstance(field, models.IntegerField) else python
         if field.choices and checked not in {choice for choice, _ in field.flatchoices}:
-            raise MappingError(f"{name}: {value!r} is not one of the choices", field=name)
+            raise MappingError(f"{name}: {value!r} is not a valid choice", field=name)
         _check(lambda: field.run_validators(checked), name, value)
     return normal_form(kind, python)
 

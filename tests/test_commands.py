@@ -1,19 +1,20 @@
 """crmsync_sync and crmsync_check, in process and as real (killed) subprocesses."""
 
+import datetime as dt
 import json
 import signal
-import time
-from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
-from crmsync.models import Opportunity, SyncLink, SyncRun
+from crmsync.choices import RunStatus
+from crmsync.models import Opportunity, SyncConnection, SyncLink, SyncRun
 from crmsync.sync.engine import SyncEngine
-from tests.workers import expire_leases, run_worker
+from tests.workers import expire_leases, run_worker, start_worker, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = {
@@ -124,8 +125,7 @@ def test_killed_mid_push_loses_nothing_and_duplicates_nothing(notion_emulator, f
     more = [Opportunity.objects.create(name=f"New {i}") for i in range(5)]
     killed = run_worker(notion_emulator, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    assert "skipped" in run_worker(notion_emulator).stdout  # the dead worker's lease still holds
-    expire_leases()
+    # DESIGN §8: the dead worker's lease is taken over at once on its own host.
     finished = run_worker(notion_emulator)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert remote_sync_ids(notion_emulator) == sorted(str(d.pk) for d in deals + more), finished.stdout
@@ -134,6 +134,11 @@ def test_killed_mid_push_loses_nothing_and_duplicates_nothing(notion_emulator, f
         for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"])
     }
     assert all(stages[f"Deal {i}"] == "Negotiation" for i in range(5))
+    dead = SyncRun.objects.filter(connection="notion").order_by("started_at")[1]
+    assert (dead.status, dead.error_summary) == (
+        RunStatus.FAILED,
+        "The worker stopped before finishing (its process is gone).",
+    )
 
 
 @pytest.mark.slow
@@ -169,14 +174,33 @@ def test_killed_before_the_sync_id_write_back_links_on_the_next_run(notion_emula
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_workers_one_runs_the_other_is_skipped(notion_emulator):
+def test_two_concurrent_workers_one_runs_the_other_is_skipped(notion_emulator, tmp_path):
     Opportunity.objects.create(name="Acme")
-    # The first worker's first query answers after 3 s, so the two runs overlap.
-    notion_emulator.fail_next(status=None, delay=3.0, endpoint="data_sources.query")
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(run_worker, notion_emulator)
-        time.sleep(1.5)
-        second = pool.submit(run_worker, notion_emulator)
-        outputs = sorted(json.loads(f.result().stdout)["status"] for f in (first, second))
-    assert outputs == ["skipped", "success"]
+    release = tmp_path / "release"
+    # The first worker stops at its first result page, holding the lease, until released.
+    first = start_worker(notion_emulator, CRMSYNC_PAUSE=f"pull:page@{release}")
+    try:
+        wait_for(tmp_path / "release.reached", first)
+        second = run_worker(notion_emulator)
+        assert json.loads(second.stdout)["status"] == "skipped", second.stdout + second.stderr
+    finally:
+        release.touch()
+        out, err = first.communicate(timeout=120)
+    assert json.loads(out)["status"] == "success", out + err
     assert len(notion_emulator.pages_in(notion_emulator.ids["deal_source"])) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_lease_elsewhere_is_respected_and_an_expired_one_taken_over(notion_emulator):
+    Opportunity.objects.create(name="Acme")
+    SyncConnection.objects.create(
+        alias="notion",
+        lease_owner="another-host:4242:abcdef12",
+        lease_expires_at=timezone.now() + dt.timedelta(seconds=30),
+    )
+    SyncRun.objects.create(connection="notion")  # that worker's run
+    assert json.loads(run_worker(notion_emulator).stdout)["status"] == "skipped"
+    expire_leases()
+    assert json.loads(run_worker(notion_emulator).stdout)["status"] == "success"
+    dead = SyncRun.objects.filter(connection="notion").order_by("started_at").first()
+    assert dead.status == RunStatus.FAILED and "lease expired" in dead.error_summary

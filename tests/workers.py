@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.db import connection
@@ -38,7 +39,32 @@ def worker_env(emulator, **extra) -> dict:
         "CRMSYNC_LOG_LEVEL": "WARNING",
     }
     env.pop("CRMSYNC_FAULT", None)
+    env.pop("CRMSYNC_PAUSE", None)
     return {**env, **extra}
+
+
+def start_worker(emulator, **extra) -> subprocess.Popen:
+    """``manage.py crmsync_sync --json`` started in its own process (not waited for)."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "crmsync_sync", "--json"],
+        cwd=ROOT,
+        env=worker_env(emulator, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``path`` exists (a worker reached a CRMSYNC_PAUSE point)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the worker ended before reaching its pause point: {out}{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker did not reach its pause point in {timeout} s")
+        time.sleep(0.02)
 
 
 def run_worker(emulator, fault: str | None = None) -> subprocess.CompletedProcess:
