@@ -10,7 +10,7 @@ from django.db.models import Case, Count, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from . import outbox
+from . import clock, outbox
 from .choices import ActivityKind, ConflictStatus, DealStage, Owner, RunStatus, Winner
 from .entities import ENTITIES, EntitySpec
 
@@ -31,7 +31,7 @@ class SyncedModel(models.Model):
     archived = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
-    # {field name: ISO time of its last local edit}; last-write-wins compares these.
+    # {field name: ISO time of its last edit, on the CRM's clock}; last-write-wins compares these.
     field_modified_at = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
@@ -46,7 +46,7 @@ class SyncedModel(models.Model):
         # entry still commit or roll back together.
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             if bumped:
-                now = timezone.now().isoformat()
+                now = clock.remote_now().isoformat()
                 stored = self.field_modified_at
                 if partial:  # this instance's times may be stale: add to the stored ones
                     stored = (
@@ -128,7 +128,7 @@ class SyncedModel(models.Model):
 class SyncedQuerySet(models.QuerySet):
     def update_synced(self, **values) -> int:
         """``update()`` that stamps field times and enters the outbox, in one transaction."""
-        now = timezone.now().isoformat()
+        now = clock.remote_now().isoformat()
         tracked = set(self.model.entity().field_names) & set(values)
         with transaction.atomic(using=self.db):
             ids = list(self.values_list("pk", flat=True))
@@ -305,6 +305,8 @@ class SyncConnection(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The CRM's clock minus ours in seconds, as last measured (see crmsync.clock).
+    clock_offset = models.FloatField(null=True, blank=True)
 
     objects = SyncConnectionQuerySet.as_manager()
 

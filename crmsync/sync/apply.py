@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ..adapters.base import RemoteRecord, Unmapped
 from ..choices import Winner
+from ..clock import remote_now
 from ..entities import ENTITIES
 from ..exceptions import CrmSyncError
 from ..models import SyncLink
@@ -110,7 +111,7 @@ def merge_linked(
     if record is not None and is_echo(remote, link, local, instance) and not open_conflicts:
         return
     remote_time = remote.modified_at
-    local_times = {name: ctx.to_remote_clock(instance.field_time(name)) for name in local}
+    local_times = {name: instance.field_time(name) for name in local}
     result = merge_record(
         link.base,
         local,
@@ -202,7 +203,7 @@ def close_resolved_causes(open_conflicts: dict, remote: RemoteSide, result, inst
 def write_local(ctx: RunContext, entity: str, instance, writes: dict, remote_time, archived) -> None:
     """Apply pulled values with a conditional UPDATE: if a user saved the record since it
     was read, raise LocalChangedMeanwhile (their write is never overwritten). The fields'
-    times become the remote edit's time, on the local clock."""
+    times become the remote edit's time (local times are on the CRM's clock)."""
     model = type(instance)
     apply_values(instance, writes)
     columns = {}
@@ -211,7 +212,7 @@ def write_local(ctx: RunContext, entity: str, instance, writes: dict, remote_tim
         columns[field.attname] = getattr(instance, field.attname)
     if archived is not None:
         columns["archived"] = instance.archived = archived
-    moment = ctx.to_local_clock(remote_time) or timezone.now()
+    moment = remote_time or remote_now()
     times = {**instance.field_modified_at, **dict.fromkeys(writes, moment.isoformat())}
     now = timezone.now()
     updated = model._default_manager.filter(pk=instance.pk, updated_at=instance.updated_at).update(

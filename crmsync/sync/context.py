@@ -2,7 +2,6 @@
 the deadline, the counts and the errors. The steps (pull, apply, push) share it."""
 
 import dataclasses
-import datetime as dt
 import logging
 import time
 
@@ -55,16 +54,6 @@ class RunContext:
         logger.warning("sync %s: %s", self.alias, message)
         self.errors.append(message)
         self.stats["errors"] += 1
-
-    def to_local_clock(self, moment: dt.datetime | None) -> dt.datetime | None:
-        """A remote time on the local clock (DESIGN §8: one clock for both sides)."""
-        offset = self.adapter.clock_offset
-        return moment - offset if moment is not None and offset else moment
-
-    def to_remote_clock(self, moment: dt.datetime | None) -> dt.datetime | None:
-        """A local time on the remote clock (the offset measured from its answers)."""
-        offset = self.adapter.clock_offset
-        return moment + offset if moment is not None and offset else moment
 
     @staticmethod
     def make(alias: str, adapter: CRMAdapter, lease: Lease, time_limit: float | None) -> "RunContext":

@@ -102,6 +102,8 @@ class SyncEngine:
         run.finished_at = timezone.now()
         run.save()
         connection_fields = {"last_error": run.error_summary}
+        if self.adapter.clock_offset is not None:
+            connection_fields["clock_offset"] = self.adapter.clock_offset.total_seconds()
         if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL):
             connection_fields["last_success_at"] = run.finished_at
         SyncConnection.objects.filter(alias=self.alias).update(**connection_fields)

@@ -15,8 +15,9 @@ import uuid
 from django.utils import timezone
 
 from ..adapters.base import RemoteRecord, Unmapped
+from ..clock import remote_now
 from ..entities import ENTITIES
-from ..exceptions import AdapterError, LeaseLost, MappingError, RemoteNotFound, TransientAdapterError
+from ..exceptions import AdapterError, LeaseLost, MappingError, TransientAdapterError
 from ..models import OutboxEntry, SyncCursor, SyncLink
 from ..outbox import applying_remote_changes, mark_dirty
 from ..records import apply_values, fit_remote_values, local_values
@@ -45,7 +46,7 @@ def pull(ctx: RunContext, entity: str) -> None:
         since = floor_time(cursor.watermark, ctx.adapter.TIME_GRANULARITY) if cursor.watermark else None
         since = since - ctx.adapter.LISTING_OVERLAP if since else None
         listing = ctx.adapter.iter_changes(entity, since, by="modified", include_trashed=True)
-    began = ctx.to_remote_clock(timezone.now())
+    began = remote_now()
     as_of = None
     for page in listing:
         faults.point("pull:page")
@@ -79,7 +80,9 @@ def reread_quarantined(ctx: RunContext, entity: str) -> None:
             return
         try:
             record = ctx.adapter.get(entity, remote_id)
-        except RemoteNotFound as err:
+        except RUN_FAILURES:
+            raise
+        except Exception as err:  # still unreadable, or gone: held until staff dismiss it
             quarantine.fail_remote(ctx, entity, remote_id, err)
             continue
         apply_records(ctx, entity, [record])
@@ -282,7 +285,7 @@ def prepare_local(ctx: RunContext, entity: str, record: RemoteRecord) -> Prepare
     instance = spec.get_model()()
     with applying_remote_changes(ctx.alias):
         apply_values(instance, values)
-    moment = (ctx.to_local_clock(record.modified_at) or timezone.now()).isoformat()
+    moment = (record.modified_at or remote_now()).isoformat()
     instance.field_modified_at = dict.fromkeys(values, moment)
     instance.archived = record.archived
     applied = local_values(instance)
