@@ -34,6 +34,7 @@ RUN_FAILURES = (LeaseLost, TransientAdapterError)
 
 def pull(ctx: RunContext, entity: str) -> None:
     """Pull one entity: re-read quarantined records, then list changes since the watermark."""
+    faults.point(f"pull:start:{entity}")
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.alias, entity=entity)
     ctx.pull_started[entity] = timezone.now()
     reread_quarantined(ctx, entity)

@@ -1,0 +1,440 @@
+"""Issue 12, "lose nothing": each sequence that lost an edit, wedged a connection or
+wasted requests, over HTTP against the emulator with the real notion-client."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from crmsync.choices import ConflictStatus, RunStatus
+from crmsync.exceptions import MappingError
+from crmsync.models import (
+    Activity,
+    Conflict,
+    Contact,
+    Opportunity,
+    OutboxEntry,
+    QuarantinedPage,
+    SyncConnection,
+    SyncLink,
+)
+from crmsync.sync.engine import SyncEngine, resolve_conflict
+from crmsync.testing.pytest_plugin import notion_options
+from tests.workers import run_worker, start_worker, wait_for
+
+pytestmark = pytest.mark.django_db
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def deals_only(settings, notion_emulator):
+    options = notion_options(notion_emulator, contacts_database_id=None, activities_database_id=None)
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
+    return settings.CRMSYNC
+
+
+@pytest.fixture
+def frozen(notion_emulator):
+    """Notion's clock stopped at a whole minute; tests move it by hand."""
+    start = timezone.now().replace(second=0, microsecond=0) + dt.timedelta(seconds=5)
+    notion_emulator.clock.set(start)
+    return start
+
+
+def sync(**kwargs):
+    return SyncEngine("notion", **kwargs).run()
+
+
+def clean_sync():
+    run = sync()
+    assert run.status == RunStatus.SUCCESS, run.error_summary
+    return run
+
+
+def page_of(obj, entity="deal"):
+    return SyncLink.objects.get(connection="notion", entity=entity, local_id=obj.pk).remote_id
+
+
+def deal_source(emulator):
+    return emulator.ids["deal_source"]
+
+
+# 1 -----------------------------------------------------------------------------------
+
+
+def test_1_a_failed_listing_after_the_trash_query_loses_no_edit(deals_only, notion_emulator, frozen):
+    a, b = Opportunity.objects.create(name="A"), Opportunity.objects.create(name="B")
+    clean_sync()
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(a), {"Notes": "edited at M"})
+    notion_emulator.clock.advance(60)
+    new_page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Made at M+1"})
+    notion_emulator.clock.advance(120)
+    notion_emulator.human_edit(page_of(b), in_trash=True)
+    # The in_trash query answers; the live query fails after every retry.
+    notion_emulator.fail_next(count=20, status=503, endpoint="data_sources.query", skip=1)
+    assert sync().status == RunStatus.FAILED
+    notion_emulator.faults.clear()
+    clean_sync()
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.notes == "edited at M"
+    assert b.archived
+    assert Opportunity.objects.filter(name="Made at M+1").exists()
+    assert SyncLink.objects.filter(remote_id=new_page).exists()
+
+
+# 2 -----------------------------------------------------------------------------------
+
+
+def test_2_a_first_sync_over_several_runs_misses_no_edit_between_them(deals_only, notion_emulator, frozen):
+    source = deal_source(notion_emulator)
+    first = notion_emulator.human_create(source, {"Name": "First"})
+    notion_emulator.clock.advance(120)
+    pages = [notion_emulator.human_create(source, {"Name": f"Page {i}"}) for i in range(149)]
+    # The first result page arrives after the run's time limit: it stops after it.
+    notion_emulator.fail_next(status=None, delay=0.5, endpoint="data_sources.query")
+    assert sync(time_limit=0.3).status == RunStatus.PARTIAL
+    assert SyncLink.objects.filter(remote_id=first).exists()  # passed by the first run
+    notion_emulator.clock.advance(180)
+    notion_emulator.human_edit(first, {"Notes": "edited between the runs"})
+    notion_emulator.clock.advance(120)
+    notion_emulator.human_edit(pages[-1], {"Notes": "edited later"})
+    clean_sync()  # finishes the first sync
+    clean_sync()  # the first incremental run
+    assert Opportunity.objects.get(name="First").notes == "edited between the runs"
+    assert Opportunity.objects.count() == 150
+
+
+# 3 -----------------------------------------------------------------------------------
+
+
+def test_3_a_person_edit_after_an_ambiguous_create_is_merged_not_overwritten(
+    deals_only, notion_emulator, frozen
+):
+    deal = Opportunity.objects.create(name="Acme", stage="proposal", probability=40)
+    notion_emulator.fail_next(status=502, endpoint="pages.create", after=True)  # applied, answered 502
+    assert sync().errors == 1
+    page = notion_emulator.pages_in(deal_source(notion_emulator))[0]["id"]
+    notion_emulator.clock.advance(180)
+    notion_emulator.human_edit(page, {"Stage": "Negotiation", "Probability": 90})
+    clean_sync()
+    deal.refresh_from_db()
+    values = notion_emulator.page_values(page)
+    assert (deal.stage, values["Stage"]) == ("negotiation", "Negotiation")  # the person's edit stands
+    assert (deal.probability, values["Probability"]) == (40, 40)  # agent-owned: reverted, logged
+    assert Conflict.objects.filter(field="probability", object_id=deal.pk).count() == 1
+
+
+def test_3_a_page_trashed_after_an_ambiguous_create_archives_the_record(deals_only, notion_emulator, frozen):
+    deal = Opportunity.objects.create(name="Acme")
+    notion_emulator.fail_next(status=502, endpoint="pages.create", after=True)
+    sync()
+    page = notion_emulator.pages_in(deal_source(notion_emulator))[0]["id"]
+    notion_emulator.clock.advance(120)
+    notion_emulator.human_edit(page, in_trash=True)
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.archived
+    assert notion_emulator.pages[page]["in_trash"]
+    assert len(notion_emulator.pages_in(deal_source(notion_emulator), include_trashed=True)) == 1
+
+
+# 4 -----------------------------------------------------------------------------------
+
+
+def test_4_saving_a_stale_instance_keeps_a_pulled_edit(deals_only, notion_emulator, frozen):
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()
+    stale = Opportunity.objects.get(pk=deal.pk)  # loaded before the pull
+    notion_emulator.clock.advance(120)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Negotiation"})
+    clean_sync()
+    stale.qualification = "Budget confirmed"
+    stale.save()  # writes only what this instance changed
+    clean_sync()
+    deal.refresh_from_db()
+    values = notion_emulator.page_values(page_of(deal))
+    assert (deal.stage, values["Stage"]) == ("negotiation", "Negotiation")
+    assert (deal.qualification, values["Qualification"]) == ("Budget confirmed", "Budget confirmed")
+    assert not Conflict.objects.exists()
+
+
+# 5 -----------------------------------------------------------------------------------
+
+
+def test_5_an_unmapped_value_conflict_closes_when_its_cause_goes(deals_only, notion_emulator, frozen):
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "On Hold"})
+    clean_sync()
+    assert Conflict.objects.get(status=ConflictStatus.OPEN).reason.startswith("unmapped value")
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Negotiation"})
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.stage == "negotiation"
+    assert not Conflict.objects.filter(status=ConflictStatus.OPEN).exists()
+    deal.stage = "closed_won"
+    deal.save()
+    clean_sync()
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Closed Won"
+    assert not OutboxEntry.objects.exists()
+
+
+def test_5_a_local_edit_over_an_unmapped_value_is_pushed_not_dropped(deals_only, notion_emulator, frozen):
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "On Hold"})
+    clean_sync()
+    deal.stage = "closed_won"
+    deal.save()
+    clean_sync()
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Closed Won"
+    conflict = Conflict.objects.get(field="stage")
+    assert conflict.status == ConflictStatus.RESOLVED and "local edit" in conflict.reason
+
+
+# 7 -----------------------------------------------------------------------------------
+
+
+def test_7_local_clock_behind_notion_a_later_local_edit_still_wins(deals_only, notion_emulator):
+    notion_emulator.clock.advance(120)  # Notion's clock runs 2 minutes ahead of ours
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()  # measures the offset
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Negotiation"})
+    deal.stage = "closed_won"  # later, in real time
+    deal.save()
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.stage == "closed_won"
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Closed Won"
+    assert abs(SyncConnection.objects.get().clock_offset - 120) < 2
+
+
+def test_7_local_clock_ahead_of_notion_a_later_person_edit_wins(deals_only, notion_emulator):
+    notion_emulator.clock.advance(-120)  # Notion's clock runs 2 minutes behind ours
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()
+    deal.stage = "closed_won"
+    deal.save()
+    notion_emulator.clock.advance(90)  # the person edits a minute and a half later
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Negotiation"})
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.stage == "negotiation"
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Negotiation"
+
+
+# 8 -----------------------------------------------------------------------------------
+
+
+def test_8_a_failing_contact_page_never_stops_the_deals(notion_settings, notion_emulator):
+    contacts = notion_emulator.ids["contact_source"]
+    notion_emulator.human_create(contacts, {"Name": "Ada", "Email": "ada@example.com"})
+    notion_emulator.human_create(contacts, {"Name": "Ada (twin)", "Email": "ADA@example.com"})
+    notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Acme", "Notes": "bad \x00 byte"})
+    runs = [sync() for _ in range(2)]
+    assert Contact.objects.count() == 1
+    deal = Opportunity.objects.get(name="Acme")  # deals sync although a contact page fails
+    assert deal.notes == ""  # the NUL byte is not applied; the rest is
+    conflict = Conflict.objects.get(object_id=deal.pk, field="notes")
+    assert conflict.reason.startswith("invalid remote value") and conflict.status == ConflictStatus.OPEN
+    held = QuarantinedPage.objects.get()
+    assert "email" in held.error.lower() or "unique" in held.error.lower(), held.error
+    assert all(run.quarantined == 1 for run in runs)
+    notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Later"})
+    sync()
+    assert Opportunity.objects.filter(name="Later").exists()
+
+
+def test_8_a_converter_error_after_type_drift_quarantines_one_page(deals_only, notion_emulator):
+    good = Opportunity.objects.create(name="Good")
+    bad = Opportunity.objects.create(name="Bad")
+    clean_sync()
+    notion_emulator.corrupt(page_of(bad), "Tags", {"id": "t", "type": "multi_select", "multi_select": 7})
+    notion_emulator.human_edit(page_of(good), {"Notes": "synced"})
+    run = sync()
+    good.refresh_from_db()
+    assert good.notes == "synced"
+    assert run.status == RunStatus.FAILED and run.quarantined == 1
+    assert QuarantinedPage.objects.get().remote_id == page_of(bad)
+
+
+# 9 -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_9_a_contact_page_made_during_a_run_is_matched_not_duplicated(notion_emulator, tmp_path):
+    contacts = notion_emulator.ids["contact_source"]
+    notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Acme", "Contact Email": "bo@x.com"})
+    release = tmp_path / "release"
+    worker = start_worker(notion_emulator, CRMSYNC_PAUSE=f"pull:start:deal@{release}")
+    try:
+        wait_for(tmp_path / "release.reached", worker)  # the contacts are pulled
+        notion_emulator.human_create(contacts, {"Name": "Bo", "Email": "bo@x.com"})
+    finally:
+        release.touch()
+        worker.communicate(timeout=120)
+    assert run_worker(notion_emulator).returncode == 0
+    assert run_worker(notion_emulator).returncode == 0
+    assert len(notion_emulator.pages_in(contacts)) == 1
+    contact = Contact.objects.get()
+    assert SyncLink.objects.filter(entity="contact", local_id=contact.pk).count() == 1
+
+
+def test_9_a_duplicated_page_whose_create_answer_was_lost(deals_only, notion_emulator, frozen):
+    deal = Opportunity.objects.create(name="Acme")
+    notion_emulator.fail_next(status=502, endpoint="pages.create", after=True)
+    sync()
+    original = notion_emulator.pages_in(deal_source(notion_emulator))[0]
+    notion_emulator.clock.advance(60)
+    copy = notion_emulator.human_create(deal_source(notion_emulator), original["values"])  # "Duplicate"
+    clean_sync()
+    assert page_of(deal) == original["id"]
+    twin = Opportunity.objects.exclude(pk=deal.pk).get()
+    assert page_of(twin) == copy
+    assert notion_emulator.page_values(copy)["CRM Sync ID"] == str(twin.pk)
+    assert Conflict.objects.get(object_id=twin.pk).reason.startswith("duplicate sync id")
+    clean_sync()
+
+
+# 10 ----------------------------------------------------------------------------------
+
+
+def test_10_a_new_page_with_values_the_model_refuses_is_imported_without_them(deals_only, notion_emulator):
+    page = notion_emulator.human_create(
+        deal_source(notion_emulator),
+        {
+            "Name": "Odd",
+            "Probability": 150,
+            "Value": 5e20,
+            "Confidence": 0.12345,
+            "Contact Email": "not an email",
+        },
+    )
+    sync()
+    deal = Opportunity.objects.get()
+    assert (deal.probability, deal.value, deal.confidence, deal.contact) == (None, 0, Decimal("0.123"), None)
+    assert not Contact.objects.exists()
+    held = dict(Conflict.objects.filter(status=ConflictStatus.OPEN).values_list("field", "remote_value"))
+    assert held == {"probability": "150", "value": "500000000000000000000", "contact": "not an email"}
+    assert not QuarantinedPage.objects.exists()
+    deal.full_clean()
+    # Nothing it could not take is echoed, and a fix in Notion closes the conflict.
+    notion_emulator.human_edit(page, {"Probability": 70})
+    sync()
+    deal.refresh_from_db()
+    assert deal.probability == 70
+    assert not Conflict.objects.filter(field="probability", status=ConflictStatus.OPEN).exists()
+
+
+# 11 ----------------------------------------------------------------------------------
+
+
+def test_11_a_page_with_only_a_name_costs_one_write_and_no_echo(deals_only, notion_emulator):
+    for index in range(5):
+        notion_emulator.human_create(deal_source(notion_emulator), {"Name": f"Bare {index}"})
+    sync()
+    assert notion_emulator.count("pages.update") == 5  # the sync ids
+    notion_emulator.reset_counters()
+    sync()
+    assert notion_emulator.writes() == 0
+    assert Opportunity.objects.filter(stage="prospecting").count() == 5
+
+
+# 12 ----------------------------------------------------------------------------------
+
+
+def test_12_an_archived_deal_is_not_patched_while_trashed_and_catches_up_on_restore(
+    deals_only, notion_emulator
+):
+    deal = Opportunity.objects.create(name="Acme")
+    clean_sync()
+    deal.archived = True
+    deal.save()
+    clean_sync()
+    deal.probability = 50
+    deal.save()
+    notion_emulator.reset_counters()
+    clean_sync()
+    assert notion_emulator.count("pages.update") == 0
+    deal.archived = False
+    deal.save()
+    clean_sync()
+    page = notion_emulator.pages[page_of(deal)]
+    assert not page["in_trash"] and notion_emulator.page_values(page["id"])["Probability"] == 50
+
+
+def test_12_an_activity_of_a_deal_archived_before_it_synced_is_reported(notion_settings, notion_emulator):
+    deal = Opportunity.objects.create(name="Never synced", archived=True)
+    activity = Activity.objects.create(opportunity=deal, subject="Call", kind="call")
+    run = sync()
+    entry = OutboxEntry.objects.get(entity="activity", local_id=activity.pk)
+    assert entry.quarantined and "archived" in entry.last_error
+    assert run.quarantined == 1
+    assert sync().errors == 0  # reported once, then held
+
+
+# 13 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_13_a_live_run_keeps_its_lease_past_lease_seconds(notion_emulator, tmp_path):
+    Opportunity.objects.create(name="Acme")
+    release = tmp_path / "release"
+    worker = start_worker(notion_emulator, CRMSYNC_PAUSE=f"pull:page@{release}", CRMSYNC_LEASE_SECONDS="1")
+    try:
+        wait_for(tmp_path / "release.reached", worker)
+        first = SyncConnection.objects.get().lease_expires_at
+        deadline = timezone.now() + dt.timedelta(seconds=20)
+        while SyncConnection.objects.get().lease_expires_at <= first + dt.timedelta(seconds=1):
+            assert timezone.now() < deadline, "the heartbeat did not renew the lease"
+        other = run_worker(notion_emulator)
+        assert json.loads(other.stdout)["status"] == "skipped"
+    finally:
+        release.touch()
+        out, err = worker.communicate(timeout=120)
+    assert json.loads(out)["status"] == "success", out + err
+
+
+# 14 ----------------------------------------------------------------------------------
+
+
+def test_14_take_remote_on_an_auto_resolved_conflict_leaves_no_phantom(deals_only, notion_emulator):
+    deal = Opportunity.objects.create(name="Acme", probability=99)
+    clean_sync()
+    notion_emulator.human_edit(page_of(deal), {"Probability": 25})
+    clean_sync()  # agent-owned: reverted, logged
+    conflict = Conflict.objects.get(field="probability")
+    assert conflict.status == ConflictStatus.AUTO_RESOLVED
+    resolve_conflict(conflict, "take_remote")
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.probability == 25 and notion_emulator.page_values(page_of(deal))["Probability"] == 25
+    clean_sync()
+    assert Conflict.objects.count() == 1
+
+
+def test_14_a_resolution_value_must_be_of_the_fields_type(deals_only, notion_emulator):
+    FieldOwnershipFactory = __import__("crmsync.models", fromlist=["FieldOwnership"]).FieldOwnership
+    FieldOwnershipFactory.objects.create(connection="notion", entity="deal", field="name", owner="manual")
+    deal = Opportunity.objects.create(name="Acme")
+    clean_sync()
+    deal.name = "Local"
+    deal.save()
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(deal), {"Name": "Remote"})
+    sync()
+    conflict = Conflict.objects.get(field="name", status=ConflictStatus.OPEN)
+    with pytest.raises(MappingError) as caught:
+        resolve_conflict(conflict, "value", value={"a": [1, 2]})
+    assert caught.value.field == "name"
+    deal.refresh_from_db()
+    assert deal.name == "Local"
