@@ -327,11 +327,14 @@ def test_10_a_new_page_with_values_the_model_refuses_is_imported_without_them(de
     assert not QuarantinedPage.objects.exists()
     deal.full_clean()
     # Nothing it could not take is echoed, and a fix in Notion closes the conflict.
-    notion_emulator.human_edit(page, {"Probability": 70})
+    notion_emulator.human_edit(page, {"Value": 1234.5678})
     sync()
     deal.refresh_from_db()
-    assert deal.probability == 70
-    assert not Conflict.objects.filter(field="probability", status=ConflictStatus.OPEN).exists()
+    assert deal.value == Decimal("1234.57")  # DESIGN §7: stored at the local precision
+    assert not Conflict.objects.filter(field="value", status=ConflictStatus.OPEN).exists()
+    notion_emulator.reset_counters()
+    sync()
+    assert notion_emulator.writes() == 0
 
 
 # 11 ----------------------------------------------------------------------------------
