@@ -506,3 +506,19 @@ def test_records_inserted_without_save_are_still_pushed(notion_settings, notion_
     sync()
     names = sorted(p["values"]["Name"] for p in notion_emulator.pages_in(notion_emulator.ids["deal_source"]))
     assert names == ["Bulk 1", "Bulk 2", "Saved"]
+
+
+def test_the_engine_runs_over_any_adapter_the_contract_describes(settings):
+    # The engine passes only what the adapter base class declares (the local adapter
+    # once raised TypeError on iter_changes(..., by=, include_trashed=)).
+    settings.CRMSYNC = {
+        "CONNECTIONS": {"fake": {"ADAPTER": "fake"}},
+        "ADAPTERS": {"fake": "crmsync.testing.fake.FakeAdapter"},
+    }
+    make_deal(name="Local")
+    for _ in range(2):
+        run = SyncEngine("fake").run()
+        assert run.status == RunStatus.SUCCESS, run.error_summary
+    settings.CRMSYNC = {"CONNECTIONS": {"local": {"ADAPTER": "local"}}}
+    run = SyncEngine("local").run()
+    assert run.status == RunStatus.SUCCESS, run.error_summary

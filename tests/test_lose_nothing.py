@@ -14,6 +14,7 @@ from crmsync.models import (
     Activity,
     Conflict,
     Contact,
+    FieldOwnership,
     Opportunity,
     OutboxEntry,
     QuarantinedPage,
@@ -426,8 +427,7 @@ def test_14_take_remote_on_an_auto_resolved_conflict_leaves_no_phantom(deals_onl
 
 
 def test_14_a_resolution_value_must_be_of_the_fields_type(deals_only, notion_emulator):
-    FieldOwnershipFactory = __import__("crmsync.models", fromlist=["FieldOwnership"]).FieldOwnership
-    FieldOwnershipFactory.objects.create(connection="notion", entity="deal", field="name", owner="manual")
+    FieldOwnership.objects.create(connection="notion", entity="deal", field="name", owner="manual")
     deal = Opportunity.objects.create(name="Acme")
     clean_sync()
     deal.name = "Local"
@@ -441,3 +441,22 @@ def test_14_a_resolution_value_must_be_of_the_fields_type(deals_only, notion_emu
     assert caught.value.field == "name"
     deal.refresh_from_db()
     assert deal.name == "Local"
+
+
+def test_5_a_local_edit_of_a_held_field_shows_on_its_open_conflict(deals_only, notion_emulator, frozen):
+    FieldOwnership.objects.create(connection="notion", entity="deal", field="stage", owner="manual")
+    deal = Opportunity.objects.create(name="Acme", stage="proposal")
+    clean_sync()
+    deal.stage = "negotiation"
+    deal.save()
+    notion_emulator.clock.advance(60)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Closed Won"})
+    clean_sync()
+    deal.stage = "closed_lost"  # edited again while held
+    deal.save()
+    clean_sync()
+    conflict = Conflict.objects.get(status=ConflictStatus.OPEN)
+    assert (conflict.local_value, conflict.remote_value) == ("closed_lost", "closed_won")
+    resolve_conflict(conflict, "keep_local")
+    clean_sync()
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Closed Lost"

@@ -250,8 +250,9 @@ class CRMAdapter:
         """Records whose ``by`` time ("modified" or "created") is on or after ``since``
         (all records when None), as pages.
 
-        With ``include_trashed``, trashed records come too, in pages whose checkpoint is
-        None. Live records come in ascending order of the ``by`` time; a page's checkpoint
+        With ``include_trashed``, trashed records come too (in pages of their own with no
+        checkpoint, or in the same ordered listing); without it, none do. Live records
+        come in ascending order of the ``by`` time; a page's checkpoint, when not None,
         is a time such that every live record before it has been yielded (safe to resume
         from). May yield a record twice; never skips one. ``as_of`` on each page, when the
         CRM tells its clock: the time the listing began."""

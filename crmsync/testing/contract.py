@@ -8,6 +8,7 @@ The base class skips itself; each subclass runs every test against its adapter.
 """
 
 import datetime as dt
+import inspect
 import uuid
 from decimal import Decimal
 
@@ -150,3 +151,60 @@ class AdapterContractTests(TestCase):
         with self.assertRaises(MappingError) as caught:
             self.adapter.create_opportunity(self.deal(tags=("a,b",)), str(uuid.uuid4()))
         self.assertEqual(caught.exception.field, "tags")
+
+    # --- What the sync engine relies on (DESIGN §10) -------------------------------
+
+    def test_hooks_take_every_argument_the_engine_passes(self):
+        """The engine's calls, as it makes them: a keyword the base class does not
+        declare (or an adapter drops) fails here, not in a user's sync."""
+        calls = {
+            "iter_changes": (("deal", None), {"by": "created", "include_trashed": False}),
+            "create": (("deal", {}, "sync-id"), {}),
+            "update": (("deal", "remote-id", {}), {"sync_id": "sync-id"}),
+            "get": (("deal", "remote-id"), {}),
+            "find_by_sync_id": (("deal", "sync-id"), {}),
+            "trash": (("deal", "remote-id"), {}),
+            "restore": (("deal", "remote-id"), {}),
+            "blocked_fields": (("deal",), {}),
+            "match_field": (("deal",), {}),
+        }
+        for hook, (args, kwargs) in calls.items():
+            with self.subTest(hook=hook):
+                inspect.signature(getattr(self.adapter, hook)).bind(*args, **kwargs)
+        self.assertIsInstance(self.adapter.TIME_GRANULARITY, dt.timedelta)
+        self.assertIsInstance(self.adapter.LISTING_OVERLAP, dt.timedelta)
+        self.assertIn(type(self.adapter.clock_offset), (type(None), dt.timedelta))
+        self.assertIsInstance(self.adapter.blocked_fields("deal"), dict)
+
+    def test_listing_by_creation_leaves_trashed_records_out_on_request(self):
+        live = self.adapter.create_opportunity(self.deal(name="Live"), str(uuid.uuid4()))
+        gone = self.adapter.create_opportunity(self.deal(name="Gone"), str(uuid.uuid4()))
+        self.adapter.trash("deal", gone.remote_id)
+        listed = [
+            r.remote_id
+            for page in self.adapter.iter_changes("deal", None, by="created", include_trashed=False)
+            for r in page.records
+        ]
+        self.assertIn(live.remote_id, listed)
+        self.assertNotIn(gone.remote_id, listed)
+        everything = {
+            r.remote_id: r.archived
+            for page in self.adapter.iter_changes("deal", None, by="modified", include_trashed=True)
+            for r in page.records
+        }
+        self.assertEqual(everything.get(gone.remote_id), True)
+
+    def test_a_checkpoint_never_passes_an_unread_record(self):
+        for index in range(3):
+            self.adapter.create_opportunity(self.deal(name=f"Deal {index}"), str(uuid.uuid4()))
+        seen: set = set()
+        pages = list(self.adapter.iter_changes("deal", None, by="modified", include_trashed=True))
+        everything = {r.remote_id: r for page in pages for r in page.records if not r.archived}
+        for page in pages:
+            seen |= {r.remote_id for r in page.records}
+            if page.checkpoint is None:
+                continue
+            unread = [
+                r for r in everything.values() if r.remote_id not in seen and r.modified_at < page.checkpoint
+            ]
+            self.assertEqual(unread, [], f"checkpoint {page.checkpoint} passes unread records")
