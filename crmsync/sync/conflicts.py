@@ -72,15 +72,27 @@ def _jsonable(value):
     return str(value)
 
 
+def _storable(value):
+    """A value any JSON column takes: PostgreSQL's jsonb refuses NUL characters, shown
+    to staff as "␀" instead."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    return value
+
+
 def save_decisions(alias: str, entity: str, instance, decisions, remote_time, stats: dict) -> None:
     """One Conflict row per decision; an open one is updated in place (one per field)."""
     name = str(instance)[:255]
     for decision in decisions:
         values = {
             "record_name": name,
-            "base_value": decision.base,
-            "local_value": decision.local,
-            "remote_value": decision.remote,
+            "base_value": _storable(decision.base),
+            "local_value": _storable(decision.local),
+            "remote_value": _storable(decision.remote),
             "rule": decision.rule,
             "winner": decision.winner,
             "reason": decision.reason[:255],
