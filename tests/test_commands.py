@@ -204,3 +204,19 @@ def test_a_live_lease_elsewhere_is_respected_and_an_expired_one_taken_over(notio
     assert json.loads(run_worker(notion_emulator).stdout)["status"] == "success"
     dead = SyncRun.objects.filter(connection="notion").order_by("started_at").first()
     assert dead.status == RunStatus.FAILED and "lease expired" in dead.error_summary
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_after_a_kill_mid_batch_only_the_creates_about_to_be_sent_are_looked_up(notion_emulator):
+    from crmsync.sync.push import MARK_AHEAD
+
+    for index in range(50):
+        Opportunity.objects.create(name=f"Deal {index}")
+    assert run_worker(notion_emulator, "push:after-create:3").returncode == -signal.SIGKILL
+    notion_emulator.reset_counters()
+    assert run_worker(notion_emulator).returncode == 0
+    listings = 4  # deals and contacts: one query each plus one in_trash each
+    lookups = notion_emulator.count("data_sources.query") - listings
+    assert 0 < lookups <= 2 * MARK_AHEAD  # a lookup is a query, and an in_trash one when not found
+    assert len(notion_emulator.pages_in(notion_emulator.ids["deal_source"])) == 50

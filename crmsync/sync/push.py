@@ -23,15 +23,33 @@ from .pull import make_link
 from .remote import send_trash
 
 BATCH = 100
+# Creates marked together, just before they are sent: a successor of a killed run looks
+# up at most this many by sync id before creating again.
+MARK_AHEAD = 10
 
 
 @dataclasses.dataclass
 class CreateBatch:
-    """Creates of one outbox batch: marked before sending, linked together after."""
+    """Creates of one outbox batch: planned, marked a few at a time just before sending,
+    linked together after."""
 
-    marked: dict  # entry pk -> the values the create sends
+    planned: dict  # entry pk -> the values the create will send (in push order)
+    marked: dict = dataclasses.field(default_factory=dict)  # entry pk -> values, marked
     sent: list = dataclasses.field(default_factory=list)  # (entry, SyncLink fields)
     ambiguous: set = dataclasses.field(default_factory=set)  # entry pks: outcome unknown
+
+    def mark(self, ctx: "RunContext", pk) -> None:
+        """Mark ``pk`` and the next planned creates (up to MARK_AHEAD) in one transaction."""
+        chunk = [pk] + [other for other in self.planned if other != pk and other not in self.marked]
+        chunk = chunk[:MARK_AHEAD]
+        now = timezone.now()
+        with ctx.atomic():
+            for each in chunk:
+                OutboxEntry.objects.filter(pk=each).update(
+                    create_sent_at=now, create_values=self.planned[each]
+                )
+        for each in chunk:
+            self.marked[each] = self.planned.pop(each)
 
 
 def push(ctx: RunContext, entity: str) -> None:
@@ -66,7 +84,7 @@ def push_batch(ctx: RunContext, entity: str, entries: list[OutboxEntry]) -> None
         for link in SyncLink.objects.filter(connection=ctx.alias, entity=entity, local_id__in=ids)
     }
     open_conflicts = conflicts.open_conflicts(ctx.alias, entity, list(links))
-    batch = CreateBatch(mark_creates(ctx, entity, entries, instances, links))
+    batch = CreateBatch(plan_creates(ctx, entity, entries, instances, links))
     try:
         for entry in entries:
             if ctx.out_of_time():
@@ -86,21 +104,18 @@ def push_batch(ctx: RunContext, entity: str, entries: list[OutboxEntry]) -> None
         flush_creates(ctx, batch)
 
 
-def mark_creates(ctx: RunContext, entity: str, entries, instances, links) -> dict:
-    """Mark, in one transaction, the entries whose records this batch will create
-    remotely, with the values each create sends. Returns {entry pk: values}.
+def plan_creates(ctx: RunContext, entity: str, entries, instances, links) -> dict:
+    """The entries whose records this batch will create remotely, with the values each
+    create sends: {entry pk: values}, in push order (marked later, just before sending).
 
-    Left unmarked: records created after this run's pull of their entity began (engine-
-    made contacts among them: the next pull may match them to a record made remotely
+    Left out: records created after this run's pull of their entity began (engine-made
+    contacts among them: the next pull may match them to a record made remotely
     meanwhile), and activities whose deal is not linked yet. An activity whose deal is
     archived and was never synced is quarantined: it would wait forever."""
-    deal_links = _deal_links(
-        ctx,
-        entity,
-        [instance.opportunity_id for instance in instances.values()] if entity == "activity" else [],
-    )
+    deal_ids = [instance.opportunity_id for instance in instances.values()] if entity == "activity" else []
+    deal_links = _deal_links(ctx, entity, deal_ids)
     pulled_since = ctx.pull_started.get(entity)
-    marked = {}
+    planned = {}
     for entry in entries:
         instance = instances.get(entry.local_id)
         if instance is None or instance.archived or entry.local_id in links or entry.create_sent_at:
@@ -109,13 +124,8 @@ def mark_creates(ctx: RunContext, entity: str, entries, instances, links) -> dic
             continue
         values = create_values(ctx, entity, instance, deal_links)
         if values is not None:
-            marked[entry.pk] = values
-    if marked:
-        now = timezone.now()
-        with ctx.atomic():
-            for pk, values in marked.items():
-                OutboxEntry.objects.filter(pk=pk).update(create_sent_at=now, create_values=values)
-    return marked
+            planned[entry.pk] = values
+    return planned
 
 
 def create_values(ctx: RunContext, entity: str, instance, deal_links: dict) -> dict | None:
@@ -150,7 +160,7 @@ def _deal_links(ctx: RunContext, entity: str, deal_ids: list) -> dict:
 
 def flush_creates(ctx: RunContext, batch: CreateBatch) -> None:
     """Link what this batch created and finish those entries, in one transaction; clear
-    the mark of entries that were not sent after all."""
+    the mark of entries that were marked but not sent after all."""
     if not batch.marked:
         return
     sent = {entry.pk: entry for entry, _ in batch.sent}
@@ -171,20 +181,22 @@ def enqueue_unlinked(ctx: RunContext, entity: str) -> None:
     """Local records this connection has never seen (made before it was configured, or
     bulk-inserted without ``save()``), into the outbox in chunks.
 
-    Skipped (one indexed query) when no local record changed since the last scan, so an
-    idle cycle costs the same with 100 or 10,000 records."""
+    The first scan reads every record; later ones only those changed since the last scan
+    (one indexed query when none did), so a cycle costs the same with 1,000 or 100,000
+    records."""
     model = ENTITIES[entity].get_model()
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.alias, entity=entity)
     started = timezone.now()
-    if (
-        cursor.unlinked_scan_at
-        and not model._default_manager.filter(updated_at__gte=cursor.unlinked_scan_at).exists()
-    ):
-        return
+    candidates = model._default_manager.filter(archived=False)
+    if cursor.unlinked_scan_at:
+        candidates = candidates.filter(updated_at__gte=cursor.unlinked_scan_at)
+        if not candidates.exists():
+            return
     while not ctx.out_of_time():
         ids = list(
-            model._default_manager.filter(archived=False)
-            .exclude(pk__in=SyncLink.objects.filter(connection=ctx.alias, entity=entity).values("local_id"))
+            candidates.exclude(
+                pk__in=SyncLink.objects.filter(connection=ctx.alias, entity=entity).values("local_id")
+            )
             .exclude(
                 pk__in=OutboxEntry.objects.filter(connection=ctx.alias, entity=entity).values("local_id")
             )
@@ -264,13 +276,11 @@ def create_remote(ctx: RunContext, entity: str, entry, instance, batch: CreateBa
         values = create_values(ctx, entity, instance, _deal_links(ctx, entity, deal_ids))
         if values is None:
             return
-        with ctx.atomic():
-            OutboxEntry.objects.filter(pk=entry.pk).update(
-                create_sent_at=timezone.now(), create_values=values
-            )
-        batch.marked[entry.pk] = values
-    elif entry.pk not in batch.marked:
+        batch.planned[entry.pk] = values
+    elif entry.pk not in batch.planned and entry.pk not in batch.marked:
         return  # waits: an activity whose deal is not linked yet, or made during this run
+    if entry.pk not in batch.marked:
+        batch.mark(ctx, entry.pk)
     values = batch.marked[entry.pk]
     faults.point("push:before-create")
     record = ctx.adapter.create(entity, values, str(instance.pk))
