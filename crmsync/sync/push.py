@@ -19,7 +19,7 @@ from ..records import local_values
 from . import conflicts, faults, quarantine
 from .apply import LocalChangedMeanwhile, merge_linked
 from .context import RunContext
-from .pull import make_link
+from .linking import make_link
 from .remote import send_trash
 
 BATCH = 100
