@@ -460,3 +460,18 @@ def test_5_a_local_edit_of_a_held_field_shows_on_its_open_conflict(deals_only, n
     resolve_conflict(conflict, "keep_local")
     clean_sync()
     assert notion_emulator.page_values(page_of(deal))["Stage"] == "Closed Lost"
+
+
+def test_8_a_local_value_notion_refuses_is_counted_on_the_record_not_the_page(deals_only, notion_emulator):
+    deal = Opportunity.objects.create(name="Acme")
+    clean_sync()
+    deal.qualification = "q" * 200_001  # over Notion's 100 × 2,000 characters
+    deal.save()
+    notion_emulator.human_edit(page_of(deal), {"Notes": "from Notion"})
+    run = sync()
+    deal.refresh_from_db()
+    assert deal.notes == "from Notion"  # the page applied
+    assert not QuarantinedPage.objects.exists()
+    entry = OutboxEntry.objects.get(local_id=deal.pk)
+    assert "qualification" in entry.last_error and entry.attempts >= 1
+    assert run.errors >= 1

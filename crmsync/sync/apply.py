@@ -15,7 +15,7 @@ from ..adapters.base import RemoteRecord, Unmapped
 from ..choices import Winner
 from ..clock import remote_now
 from ..entities import ENTITIES
-from ..exceptions import CrmSyncError
+from ..exceptions import AdapterError, CrmSyncError, MappingError, TransientAdapterError
 from ..models import SyncLink
 from ..outbox import mark_dirty
 from ..records import apply_values, fit_remote_values, local_values
@@ -27,6 +27,15 @@ from .remote import send_trash, send_update
 
 class LocalChangedMeanwhile(CrmSyncError):
     """A user saved the record while the engine was merging it; merge again."""
+
+
+class RemoteWriteRefused(CrmSyncError):
+    """The CRM refused a local value (or Notion would): the local record's problem, counted
+    on its outbox entry, not the remote record's. The cause is chained."""
+
+    def __init__(self, message: str, *, local_id):
+        super().__init__(message)
+        self.local_id = local_id
 
 
 @dataclasses.dataclass
@@ -68,9 +77,12 @@ def read_remote(
             plain[name] = str(value.raw)
         else:
             unmapped[name] = value
-    fitted, problems = fit_remote_values(ENTITIES[entity], plain)
+    # A value equal to the base was agreed (and fitted) before; check only the others.
+    changed = {k: v for k, v in plain.items() if link.base.get(k, _MISSING) != v}
+    fitted, problems = fit_remote_values(ENTITIES[entity], changed)
     invalid = {name: (plain[name], problem) for name, problem in problems.items()}
-    values = {k: v for k, v in fitted.items() if k not in invalid}
+    values = {**plain, **{k: v for k, v in fitted.items() if k not in invalid}}
+    values = {k: v for k, v in values.items() if k not in invalid}
     missing = (record.sync_id or "") != str(instance.pk)
     return RemoteSide(values, record.archived, record.modified_at, unmapped, invalid, missing)
 
@@ -140,7 +152,14 @@ def merge_linked(
     if archive_local:
         ctx.stats["archived"] += 1
     wants_archived = instance.archived if archive_local is None else archive_local
-    write_remote(ctx, entity, link, instance, result.remote_writes, wants_archived, remote.sync_id_missing)
+    try:
+        write_remote(
+            ctx, entity, link, instance, result.remote_writes, wants_archived, remote.sync_id_missing
+        )
+    except TransientAdapterError:
+        raise
+    except (MappingError, AdapterError) as err:
+        raise RemoteWriteRefused(str(err), local_id=instance.pk) from err
     if result.remote_writes:
         # A later local edit pushed over an unusable remote value ends its conflict.
         pushed_over = [

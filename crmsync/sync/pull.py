@@ -19,7 +19,7 @@ from ..entities import ENTITIES
 from ..exceptions import AdapterError, MappingError
 from ..models import SyncCursor, SyncLink
 from . import conflicts, faults, quarantine
-from .apply import merge_linked
+from .apply import RemoteWriteRefused, merge_linked
 from .context import RunContext
 from .creating import RUN_FAILURES, create_locals
 from .linking import link_or_queue, sync_uuid
@@ -123,6 +123,9 @@ def apply_records(ctx: RunContext, entity: str, records: list[RemoteRecord]) -> 
             )
         except RUN_FAILURES:
             raise
+        except RemoteWriteRefused as err:  # the page applied; a local value was refused
+            quarantine.fail_local(ctx, entity, err.local_id, err)
+            continue
         except Exception as err:  # one record never stops the run (DESIGN §8)
             if not isinstance(err, MappingError | AdapterError):
                 logger.exception("sync %s: %s %s failed", ctx.alias, entity, record.remote_id)

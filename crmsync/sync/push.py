@@ -17,7 +17,7 @@ from ..exceptions import AdapterError, AmbiguousWriteError, MappingError, Transi
 from ..models import OutboxEntry, SyncCursor, SyncLink
 from ..records import local_values
 from . import conflicts, faults, quarantine
-from .apply import LocalChangedMeanwhile, merge_linked
+from .apply import LocalChangedMeanwhile, RemoteWriteRefused, merge_linked
 from .context import RunContext
 from .linking import make_link
 from .remote import send_trash
@@ -96,7 +96,7 @@ def push_batch(ctx: RunContext, entity: str, entries: list[OutboxEntry]) -> None
             except AmbiguousWriteError as err:
                 batch.ambiguous.add(entry.pk)
                 ctx.error(f"{entity} {entry.local_id}: {err}")
-            except (MappingError, AdapterError, LocalChangedMeanwhile) as err:
+            except (MappingError, AdapterError, LocalChangedMeanwhile, RemoteWriteRefused) as err:
                 if isinstance(err, TransientAdapterError):
                     raise
                 quarantine.fail_local(ctx, entity, entry.local_id, err)
