@@ -47,3 +47,4 @@ class RunStatus(models.TextChoices):
     PARTIAL = "partial", "Partial (time limit; resumes next run)"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped (connection busy)"
+    DEFERRED = "deferred", "Deferred (the CRM asked to wait)"
