@@ -3,8 +3,9 @@ fields; the sync's rules (CRM-owned fields, append-only activities) are checked 
 
 from rest_framework import serializers
 
+from .. import rules
 from ..choices import Owner
-from ..models import Activity, Conflict, Contact, Opportunity, SyncLink, SyncRun
+from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
 from ..sync.engine import Resolution
 from ..sync.ownership import crm_owned_fields
 
@@ -106,23 +107,21 @@ class ActivitySerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        if (
-            self.instance is not None
-            and SyncLink.objects.filter(entity="activity", local_id=self.instance.pk).exists()
-        ):
-            changed = [f for f, v in attrs.items() if getattr(self.instance, f) != v]
-            if changed:
-                raise serializers.ValidationError(
-                    {
-                        f: "This activity was pushed to the CRM: activities are append-only and cannot be edited."
-                        for f in changed
-                    }
-                )
+        frozen = rules.frozen_activity_edits(self.instance, attrs) if self.instance is not None else []
+        if frozen:
+            raise serializers.ValidationError(
+                {
+                    f: "This activity was pushed to the CRM: activities are append-only and cannot be edited."
+                    for f in frozen
+                }
+            )
         return attrs
 
 
 class ConflictSerializer(serializers.ModelSerializer):
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="null until resolved by staff"
+    )
 
     class Meta:
         model = Conflict
