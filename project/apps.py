@@ -1,10 +1,14 @@
 from django.apps import AppConfig
 
 
-def create_cache_table(using: str = "default", **kwargs) -> None:
+def create_cache_table(sender, using: str = "default", **kwargs) -> None:
     """The database cache's table (CACHES without REDIS_URL), made by every migrate:
-    no separate createcachetable step to forget."""
+    no separate createcachetable step to forget. (post_migrate is sent per app with
+    models; this project has none, so it listens for crmsync's.)"""
     from django.conf import settings
+
+    if sender.label != "crmsync":
+        return
     from django.core.management import call_command
 
     if any(c["BACKEND"].endswith("DatabaseCache") for c in settings.CACHES.values()):
@@ -18,4 +22,4 @@ class ProjectConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        post_migrate.connect(create_cache_table, sender=self)
+        post_migrate.connect(create_cache_table, dispatch_uid="project.create_cache_table")

@@ -4,7 +4,8 @@ Everything comes from the environment (DESIGN §5): SECRET_KEY, DEBUG, ALLOWED_H
 DATABASE_URL, REDIS_URL and the CRMSYNC_NOTION_* variables; for a deployment also
 CSRF_TRUSTED_ORIGINS, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS (+ _INCLUDE_SUBDOMAINS,
 _PRELOAD), SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE, SECURE_PROXY_SSL_HEADER, ADMINS,
-SERVER_EMAIL and EMAIL_HOST (+ _PORT, _HOST_USER, _HOST_PASSWORD, _USE_TLS).
+SERVER_EMAIL, EMAIL_BACKEND, EMAIL_HOST (+ _PORT, _HOST_USER, _HOST_PASSWORD, _USE_TLS) and
+STATIC_ROOT.
 """
 
 import os
@@ -122,7 +123,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"  # manage.py collectstatic fills it; WhiteNoise serves it
+# manage.py collectstatic fills it; WhiteNoise serves it.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -188,6 +190,8 @@ if os.environ.get("CRMSYNC_NOTION_TOKEN"):
 # are mailed to ADMINS when it is set.
 ADMINS = [admin if django.VERSION >= (6, 0) else (admin.split("@")[0], admin) for admin in env_list("ADMINS")]
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "root@localhost")
+if os.environ.get("EMAIL_BACKEND"):
+    EMAIL_BACKEND = os.environ["EMAIL_BACKEND"]
 if os.environ.get("EMAIL_HOST"):
     EMAIL_HOST = os.environ["EMAIL_HOST"]
     EMAIL_PORT = int(os.environ.get("EMAIL_PORT") or 25)

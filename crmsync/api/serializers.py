@@ -1,6 +1,7 @@
 """Serializers of the REST API. Model validation (ranges, choices) comes from the model
 fields; the sync's rules (CRM-owned fields, append-only activities) are checked here."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import rules
@@ -8,6 +9,22 @@ from ..choices import Owner
 from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
 from ..sync.engine import Resolution
 from ..sync.ownership import crm_owned_fields
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": list(Owner.values),
+        "description": "\n".join(f"* `{v}` - {label}" for v, label in Owner.choices),
+    },
+    component_name="OwnerEnum",
+)
+class OwnerField(serializers.ChoiceField):
+    """A field owner (DESIGN §2). One schema component for every field holding one, so the
+    schema needs no ENUM_NAME_OVERRIDES in the host's SPECTACULAR_SETTINGS."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Owner.choices, **kwargs)
 
 
 class SyncedModelSerializer(serializers.ModelSerializer):
@@ -119,6 +136,7 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 
 class ConflictSerializer(serializers.ModelSerializer):
+    rule = OwnerField(read_only=True)
     resolved_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="null until resolved by staff"
     )
@@ -166,7 +184,7 @@ class FieldOwnershipSerializer(serializers.Serializer):
     connection = serializers.CharField(read_only=True)
     entity = serializers.CharField(read_only=True)
     field = serializers.CharField(read_only=True)
-    owner = serializers.ChoiceField(choices=Owner.choices)
+    owner = OwnerField()
     default_owner = serializers.CharField(read_only=True)
     is_default = serializers.BooleanField(read_only=True)
 
