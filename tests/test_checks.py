@@ -67,3 +67,38 @@ def test_deploy_warns_when_throttles_count_per_process(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.CRMSYNC = {"API": {"THROTTLE_CLASSES": []}}
     assert check_throttle_cache() == []
+
+
+# --- crmsync_check: what a failure means ------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"token": "wrong-token"}, "401 unauthorized"),
+        ({"database_id": "99999999-9999-4999-8999-999999999999"}, "404 object_not_found"),
+        ({"base_url": "http://127.0.0.1:9", "max_retries": 0}, "Cannot reach Notion"),
+    ],
+)
+def test_crmsync_check_does_not_blame_the_mapping_for_access_problems(settings, notion_emulator, options, says):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from crmsync.testing.pytest_plugin import notion_options
+
+    options = notion_options(notion_emulator, contacts_database_id=None, activities_database_id=None, **options)
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
+    with pytest.raises(CommandError) as caught:
+        call_command("crmsync_check")
+    assert says in str(caught.value) and "does not match the mapping" not in str(caught.value)
+
+
+def test_crmsync_check_names_the_kind_of_failure():
+    from crmsync.exceptions import AdapterError, RemoteNotFound, TransientAdapterError
+    from crmsync.management.commands.crmsync_check import describe
+
+    assert "refused the credentials" in describe(AdapterError("unauthorized", status=401))
+    assert "not found" in describe(RemoteNotFound("no such database", status=404))
+    assert "cannot reach" in describe(TransientAdapterError("ConnectError"))
+    assert "cannot reach" not in describe(TransientAdapterError("busy", status=503))
