@@ -81,13 +81,17 @@ def test_deploy_warns_when_throttles_count_per_process(settings):
         ({"base_url": "http://127.0.0.1:9", "max_retries": 0}, "Cannot reach Notion"),
     ],
 )
-def test_crmsync_check_does_not_blame_the_mapping_for_access_problems(settings, notion_emulator, options, says):
+def test_crmsync_check_does_not_blame_the_mapping_for_access_problems(
+    settings, notion_emulator, options, says
+):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
     from crmsync.testing.pytest_plugin import notion_options
 
-    options = notion_options(notion_emulator, contacts_database_id=None, activities_database_id=None, **options)
+    options = notion_options(
+        notion_emulator, contacts_database_id=None, activities_database_id=None, **options
+    )
     settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
     with pytest.raises(CommandError) as caught:
         call_command("crmsync_check")

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -32,6 +32,7 @@ from . import serializers as api
 from .base import CrmSyncAPIMixin
 from .pagination import Pagination  # noqa: F401  (its old home; CRMSYNC["API"]["PAGINATION_CLASS"] names it)
 from .permissions import ModelPermissions  # noqa: F401  (its old home)
+from .schema import extend_schema
 
 IF_MATCH = OpenApiParameter(
     "If-Match",

@@ -12,7 +12,6 @@ the contract and runs them against its adapter. A subclass may override a test.
 import datetime as dt
 import uuid
 from decimal import Decimal
-
 from typing import TYPE_CHECKING, Any
 
 from django.test import TestCase
