@@ -35,7 +35,7 @@ from .sync.ownership import crm_owned_fields, ensure_rows
 # --- The pipeline ------------------------------------------------------------------------
 
 
-class ArchiveInsteadOfDeleteMixin:
+class ArchiveInsteadOfDeleteMixin(admin.ModelAdmin):
     """Deleting a record in the admin archives it: the sync never hard-deletes (DESIGN §1)."""
 
     actions = ["archive_selected", "restore_selected"]
@@ -496,7 +496,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_display_links = ["alias"]
     change_form_template = "admin/crmsync/syncconnection/health.html"
     fields = ["alias", "last_success_at", "last_error"]
-    readonly_fields = fields
+    readonly_fields = ["alias", "last_success_at", "last_error"]
 
     def get_queryset(self, request):
         return SyncConnection.objects.configured()

@@ -27,7 +27,7 @@ class TagsField(forms.CharField):
         return ", ".join(value) if isinstance(value, list | tuple) else value
 
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         return [tag.strip() for tag in text.split(",") if tag.strip()]
 
 

@@ -75,7 +75,7 @@ def check_api(api: Any) -> list[checks.CheckMessage]:
                 id="crmsync.E001",
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for key, value in app_settings.API.items():
         if key in ("THROTTLE_RATES", "THROTTLE_CACHE"):
             continue
@@ -137,7 +137,7 @@ def check_q_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         return []
     timeout, retry = cluster.get("timeout"), cluster.get("retry", 60)
     limit = app_settings.RUN_TIME_LIMIT
-    warnings = []
+    warnings: list[checks.CheckMessage] = []
     if not isinstance(timeout, int | float) or not isinstance(retry, int | float) or retry <= timeout:
         warnings.append(
             checks.Warning(

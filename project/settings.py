@@ -10,6 +10,7 @@ STATIC_ROOT.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django
@@ -94,8 +95,8 @@ TEMPLATES = [
 WSGI_APPLICATION = "project.wsgi.application"
 
 
-def database_from_url(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=60)
+def database_from_url(url: str) -> dict[str, Any]:
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # A web server and a django-q2 cluster write at once: WAL lets readers go on,
         # IMMEDIATE takes the write lock up front (no upgrade deadlock), and the busy
@@ -170,7 +171,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-CRMSYNC = {"CONNECTIONS": {}, "SYNC_INTERVAL": 60}
+CRMSYNC: dict[str, Any] = {"CONNECTIONS": {}, "SYNC_INTERVAL": 60}
 if os.environ.get("CRMSYNC_LEASE_SECONDS"):  # not part of the contract: for reliability tests
     CRMSYNC["LEASE_SECONDS"] = int(os.environ["CRMSYNC_LEASE_SECONDS"])
 if os.environ.get("CRMSYNC_NOTION_TOKEN"):

@@ -517,3 +517,43 @@ def test_the_schema_says_what_the_api_answers(agent):
     assert "results" not in str(
         agent.get("/api/schema/?format=json").json()["paths"]["/api/v1/connections/"]["get"]["responses"]
     )
+
+
+def conforms(client, component: str, data) -> list[str]:
+    """Errors of ``data`` against a component of the served schema (formats checked, as
+    schemathesis checks responses)."""
+    import jsonschema_rs
+
+    def as_json_schema(node):  # OpenAPI 3.0's "nullable" in JSON Schema's words
+        if isinstance(node, list):
+            return [as_json_schema(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: as_json_schema(value) for key, value in node.items()}
+        if node.pop("nullable", False) is True:
+            return {"anyOf": [node, {"type": "null"}]}
+        return node
+
+    schema = client.get("/api/schema/?format=json").json()
+    validator = jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{component}", "components": as_json_schema(schema["components"])},
+        validate_formats=True,
+    )
+    return [error.message for error in validator.iter_errors(data)]
+
+
+@pytest.mark.parametrize("email", ["ada@bücher.example", f"{'a' * 65}@example.com", "ada@example.com"])
+def test_contacts_the_api_accepts_conform_to_its_schema(agent, email):
+    created = agent.post("/api/v1/contacts/", {"name": "Ada", "email": email}, format="json")
+    assert created.status_code == 201, created.data
+    assert conforms(agent, "Contact", agent.get(f"/api/v1/contacts/{created.data['id']}/").json()) == []
+
+
+def test_an_unresolved_conflict_conforms_to_the_schema(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    conflict = Conflict.objects.create(
+        connection="crm", entity="deal", object_id=deal.pk, field="stage", rule=Owner.MANUAL,
+        winner=Winner.LOCAL, reason="held", status=ConflictStatus.OPEN,
+    )  # fmt: skip
+    data = agent.get(f"/api/v1/conflicts/{conflict.pk}/").json()
+    assert data["resolved_by"] is None and conforms(agent, "Conflict", data) == []

@@ -9,7 +9,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 from rest_framework import parsers, renderers
 from rest_framework.schemas.inspectors import ViewInspector
-from rest_framework.views import exception_handler
+from rest_framework.views import APIView, exception_handler
 
 from ..conf import app_settings
 from .parsers import JSONParser
@@ -36,7 +36,7 @@ class SchemaFromSettings(ViewInspector):
         return inspector
 
 
-class CrmSyncAPIMixin:
+class CrmSyncAPIMixin(APIView):
     """Mixed into every crmsync API view (before DRF's view classes)."""
 
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
@@ -44,6 +44,8 @@ class CrmSyncAPIMixin:
     versioning_class = None
     schema = SchemaFromSettings()
     permission_setting = "PERMISSION_CLASSES"
+    # False: the view answers every row at once (and the schema says so).
+    paginated = True
 
     def get_authenticators(self) -> list[Any]:
         return [cls() for cls in api_classes("AUTHENTICATION_CLASSES")]
@@ -56,7 +58,13 @@ class CrmSyncAPIMixin:
 
     @property
     def pagination_class(self) -> Any:
-        return api_class("PAGINATION_CLASS")
+        if "_pagination_class" in self.__dict__:
+            return self.__dict__["_pagination_class"]
+        return api_class("PAGINATION_CLASS") if self.paginated else None
+
+    @pagination_class.setter
+    def pagination_class(self, value: Any) -> None:
+        self.__dict__["_pagination_class"] = value
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -65,9 +73,9 @@ class CrmSyncAPIMixin:
         # Throttle first: a client without credentials gets its 401s at the anonymous
         # rate, not as fast as it can ask (DRF throttles only after the permission check).
         self._throttled = True
-        super().check_throttles(request)  # type: ignore[misc]
-        super().check_permissions(request)  # type: ignore[misc]
+        super().check_throttles(request)
+        super().check_permissions(request)
 
     def check_throttles(self, request: Any) -> None:
         if not getattr(self, "_throttled", False):
-            super().check_throttles(request)  # type: ignore[misc]
+            super().check_throttles(request)

@@ -81,10 +81,12 @@ class DocsView(ClosedByDefault, CrmSyncAPIMixin, SpectacularSwaggerView):
         # schema is closed to anonymous users by default.
         from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-        found = (
-            OpenApiAuthenticationExtension.get_match(cls) for cls in api_classes("AUTHENTICATION_CLASSES")
-        )
-        return [auth.name for auth in found if auth is not None]
+        names: list[str] = []
+        for cls in api_classes("AUTHENTICATION_CLASSES"):
+            auth = OpenApiAuthenticationExtension.get_match(cls)
+            if auth is not None:
+                names += [auth.name] if isinstance(auth.name, str) else auth.name
+        return names
 
 
 class APIRootView(ClosedByDefault, CrmSyncAPIMixin, routers.APIRootView):

@@ -1,6 +1,10 @@
 """Serializers of the REST API. Model validation (ranges, choices) comes from the model
 fields; the sync's rules (CRM-owned fields, append-only activities) are checked here."""
 
+from typing import Any
+
+from django.core.validators import EmailValidator, validate_email
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -43,7 +47,30 @@ class SyncedModelSerializer(serializers.ModelSerializer):
         return attrs
 
 
+def validate_email_address(value: str) -> None:
+    """Django's EmailValidator, as a plain function: drf-spectacular documents an
+    EmailValidator as JSON Schema's `email` format, which refuses addresses Django
+    accepts and stores (international domains, local parts over 64 characters)."""
+    validate_email(value)
+
+
+@extend_schema_field({"type": "string", "description": "An email address (as Django validates it)."})
+class EmailField(serializers.EmailField):
+    """An email as Django validates it, documented as a plain string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            validate_email_address if isinstance(v, EmailValidator) else v for v in self.validators
+        ]
+
+
 class ContactSerializer(SyncedModelSerializer):
+    serializer_field_mapping = {
+        **SyncedModelSerializer.serializer_field_mapping,
+        models.EmailField: EmailField,
+    }
+
     class Meta:
         model = Contact
         fields = ["id", "name", "email", "phone", "company", "title", "archived", "created_at", "updated_at"]
@@ -137,7 +164,7 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 class ConflictSerializer(serializers.ModelSerializer):
     rule = OwnerField(read_only=True)
-    resolved_by = serializers.SlugRelatedField(
+    resolved_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="null until resolved by staff"
     )
 

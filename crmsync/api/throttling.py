@@ -10,12 +10,12 @@ from rest_framework import throttling
 from ..conf import app_settings
 
 
-class SettingsRateMixin:
+class SettingsRateMixin(throttling.SimpleRateThrottle):
     rate_name = ""
 
-    @property
-    def cache(self) -> Any:  # type: ignore[override]
-        return caches[app_settings.API["THROTTLE_CACHE"]]
+    def __init__(self) -> None:
+        self.cache = caches[app_settings.API["THROTTLE_CACHE"]]
+        super().__init__()
 
     def get_rate(self) -> str | None:
         return app_settings.API["THROTTLE_RATES"].get(self.rate_name)

@@ -219,7 +219,7 @@ class FieldOwnershipViewSet(CrmSyncAPIMixin, viewsets.ViewSet):
     serializer_class = api.FieldOwnershipSerializer
     # For the model permissions: view_fieldownership to read, change_fieldownership to write.
     queryset = FieldOwnership.objects.all()
-    pagination_class = None
+    paginated = False
     lookup_value_regex = r"[^/]+"
 
     def rows(self) -> list[dict]:
@@ -294,7 +294,7 @@ class ConnectionViewSet(CrmSyncAPIMixin, mixins.ListModelMixin, viewsets.Generic
     serializer_class = api.ConnectionSerializer
     queryset = SyncConnection.objects.all()
     action_permissions = {"sync": [rules.RUN_SYNC]}
-    pagination_class = None  # every configured connection in one answer
+    paginated = False  # every configured connection in one answer
     lookup_value_regex = r"[^/]+"
 
     def health(self) -> list[dict]:
