@@ -2,8 +2,6 @@
 ``CRMSYNC["API"]["THROTTLE_CACHE"]``: use a cache every process shares (Redis, the
 database), or each worker counts on its own and the rate is multiplied by their number."""
 
-from typing import Any
-
 from django.core.cache import caches
 from rest_framework import throttling
 

@@ -11,14 +11,13 @@ from rest_framework.authtoken.models import Token
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db]
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the dev dependency group")
 
+from django.test import override_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-
-from django.test import override_settings  # noqa: E402
 
 from project.wsgi import application  # noqa: E402
 
