@@ -322,7 +322,7 @@ class ConflictAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "conflict": conflict,
             "sides": sides,
-            "value_input": value_input(conflict.entity, conflict.field),
+            "value_input": value_input(conflict.entity, conflict.field, conflict.local_value),
             "can_resolve": self.has_resolve_permission(request)
             and conflict.status != ConflictStatus.RESOLVED,
             "record_url": self.record_url(conflict),

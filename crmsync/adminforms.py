@@ -4,7 +4,6 @@ the custom-value input typed by field, synced activities read-only in the deal's
 from typing import Any
 
 from django import forms
-from django.utils.html import format_html
 
 from . import rules
 from .entities import ENTITIES
@@ -63,12 +62,15 @@ def field_kind(entity: str, field: str) -> str:
         return "text"
 
 
-def value_input(entity: str, field: str) -> str:
-    """The HTML input for a value of one's own, typed by the field's kind."""
+def value_input(entity: str, field: str, initial: Any = None) -> str:
+    """The HTML input for a value of one's own, typed by the field's kind, filled with
+    ``initial`` (the local value) to start from."""
     kind = field_kind(entity, field)
     attrs = {"name": "value", "aria-label": "value", "id": "resolve-value"}
+    if isinstance(initial, list):
+        initial = ", ".join(str(item) for item in initial)
     if kind == "choice":
-        return forms.Select(choices=choices_of(entity, field)).render("value", None, attrs)
+        return forms.Select(choices=choices_of(entity, field)).render("value", initial, attrs)
     widget = {
         "number": forms.NumberInput(attrs={"step": "any"}),
         "date": forms.DateInput(attrs={"type": "date"}),
@@ -76,7 +78,7 @@ def value_input(entity: str, field: str) -> str:
         "email": forms.EmailInput(),
         "tags": forms.TextInput(attrs={"placeholder": "a, b", "size": 40}),
     }.get(kind, forms.TextInput(attrs={"size": 40}))
-    return widget.render("value", None, attrs)
+    return widget.render("value", initial, attrs)
 
 
 class ResolveForm(forms.Form):
@@ -91,10 +93,6 @@ class ResolveForm(forms.Form):
         if field_kind(entity, field) == "tags":
             return [tag.strip() for tag in raw.split(",") if tag.strip()]
         return raw
-
-
-def value_cell(entity: str, field: str, value: Any) -> str:
-    return format_html("{}", display_value(entity, field, value))
 
 
 class ActivityInlineForm(forms.ModelForm):
