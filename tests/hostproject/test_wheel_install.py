@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,9 @@ def host(tmp_path_factory):
 
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp / "dist"), str(ROOT))
     (wheel,) = (tmp / "dist").glob("crmsync-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "crmsync/py.typed" in names and any(name.endswith("licenses/LICENSE") for name in names), names
     run(sys.executable, "-m", "venv", str(tmp / "venv"))
     python = str(tmp / "venv" / "bin" / "python")
     requirement = re.search(r'pip install "([^"]+)"', pip_line)[1]  # crmsync[notion,postgres]
