@@ -1,18 +1,18 @@
 """Staff screens: the pipeline (deals, contacts, activities) and the sync made visible
 and steerable (conflicts, field ownership, runs, connection health)."""
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from . import rules
+from .adminforms import ActivityInlineForm, ResolveForm, TagsField, display_value, format_tags, value_input
 from .choices import ConflictStatus, Owner
 from .conf import app_settings
 from .entities import ENTITIES
@@ -35,7 +35,7 @@ from .sync.ownership import crm_owned_fields, ensure_rows
 # --- The pipeline ------------------------------------------------------------------------
 
 
-class ArchiveInsteadOfDeleteMixin:
+class ArchiveInsteadOfDeleteMixin(admin.ModelAdmin):
     """Deleting a record in the admin archives it: the sync never hard-deletes (DESIGN §1)."""
 
     actions = ["archive_selected", "restore_selected"]
@@ -149,10 +149,26 @@ class SyncStateMixin:
 
 
 class ActivityInline(admin.TabularInline):
+    """The deal's activities; a synced one is read-only here as in the API (its row's
+    fields are disabled), and none is deleted (uncheck nothing: archive instead)."""
+
     model = Activity
+    form = ActivityInlineForm
     extra = 0
     fields = ["kind", "subject", "occurred_at", "body", "archived"]
     show_change_link = True
+    can_delete = False  # the sync never hard-deletes: the "archived" box archives
+
+    def get_queryset(self, request):
+        return rules.with_synced_flag(super().get_queryset(request))
+
+
+class OpportunityForm(forms.ModelForm):
+    tags = TagsField()
+
+    class Meta:
+        model = Opportunity
+        fields = ["tags"]  # the admin adds the fields of its fieldsets
 
 
 @admin.register(Opportunity)
@@ -171,7 +187,8 @@ class OpportunityAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelA
     search_fields = ["name", "contact__email", "contact__name"]
     list_select_related = ["contact"]
     autocomplete_fields = ["contact"]
-    readonly_fields = ["id", "remote_links", "created_at", "updated_at"]
+    readonly_fields = ["id", "remote_links", "tag_list", "created_at", "updated_at"]
+    form = OpportunityForm
     inlines = [ActivityInline]
     list_per_page = 50
 
@@ -188,9 +205,16 @@ class OpportunityAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelA
                 "The agent's judgement (agent-owned: local values always win)",
                 {"fields": ["probability", "confidence", "qualification"]},
             ),
-            ("From the CRM", {"fields": ["notes", "tags"], "description": crm_note}),
+            (
+                "From the CRM",
+                {"fields": ["notes", "tag_list" if "tags" in owned else "tags"], "description": crm_note},
+            ),
             ("Sync", {"fields": ["remote_links", "id", "archived", "created_at", "updated_at"]}),
         ]
+
+    @admin.display(description="tags")
+    def tag_list(self, obj):
+        return format_tags(obj.tags if obj else None)
 
     @admin.display(description="value", ordering="value")
     def amount(self, obj):
@@ -222,26 +246,11 @@ class ActivityAdmin(SyncStateMixin, ArchiveInsteadOfDeleteMixin, admin.ModelAdmi
     readonly_fields = ["id", "remote_links", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and SyncLink.objects.filter(entity="activity", local_id=obj.pk).exists():
-            # Activities are pushed once: a synced activity cannot be edited (DESIGN §3).
-            fields += ["opportunity", "kind", "subject", "body", "occurred_at"]
-        return fields
+        # Activities are pushed once: a synced activity cannot be edited (DESIGN §3).
+        return [*super().get_readonly_fields(request, obj), *rules.frozen_fields(obj)]
 
 
 # --- Conflicts -----------------------------------------------------------------------------
-
-
-class ResolveForm(forms.Form):
-    resolution = forms.ChoiceField(choices=[(c, c) for c in Resolution.CHOICES])
-    value = forms.CharField(required=False, help_text='JSON (e.g. "closed_won", 42, ["a"]) or plain text.')
-
-    def parsed_value(self):
-        raw = self.cleaned_data.get("value", "")
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
 
 
 @admin.register(Conflict)
@@ -250,8 +259,8 @@ class ConflictAdmin(admin.ModelAdmin):
         "record_name",
         "entity",
         "field",
-        "local_value",
-        "remote_value",
+        "local",
+        "remote",
         "rule",
         "winner",
         "status",
@@ -276,7 +285,15 @@ class ConflictAdmin(admin.ModelAdmin):
         return False
 
     def has_resolve_permission(self, request):
-        return request.user.has_perm("crmsync.change_conflict")
+        return rules.can_resolve_conflicts(request.user)
+
+    @admin.display(description="local value")
+    def local(self, obj):
+        return display_value(obj.entity, obj.field, obj.local_value)
+
+    @admin.display(description="remote value")
+    def remote(self, obj):
+        return display_value(obj.entity, obj.field, obj.remote_value)
 
     def get_urls(self):
         return [
@@ -289,13 +306,25 @@ class ConflictAdmin(admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        conflict = get_object_or_404(Conflict, pk=object_id)
+        # Permission before lookup: without it, every id answers 403 (none tells whether
+        # a conflict exists).
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        try:
+            conflict = Conflict.objects.get(pk=int(object_id))
+        except (ValueError, Conflict.DoesNotExist):
+            raise Http404("No conflict with this id.") from None
+        sides = {
+            name: display_value(conflict.entity, conflict.field, getattr(conflict, f"{name}_value"))
+            for name in ("base", "local", "remote")
+        }
         extra_context = {
             **(extra_context or {}),
             "conflict": conflict,
+            "sides": sides,
+            "value_input": value_input(conflict.entity, conflict.field, conflict.local_value),
             "can_resolve": self.has_resolve_permission(request)
             and conflict.status != ConflictStatus.RESOLVED,
-            "resolve_form": ResolveForm(),
             "record_url": self.record_url(conflict),
             # Conflicts change only through a resolution, never through the form.
             "show_save": False,
@@ -326,7 +355,8 @@ class ConflictAdmin(admin.ModelAdmin):
         if not form.is_valid():
             self.message_user(request, "Choose keep local, take remote or a value.", messages.ERROR)
             return HttpResponseRedirect(url)
-        if self.resolve(request, conflict, form.cleaned_data["resolution"], form.parsed_value()):
+        value = form.parsed_value(conflict.entity, conflict.field)
+        if self.resolve(request, conflict, form.cleaned_data["resolution"], value):
             self.message_user(
                 request,
                 f"Resolved ({form.cleaned_data['resolution'].replace('_', ' ')}): the next sync applies it.",
@@ -466,7 +496,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_display_links = ["alias"]
     change_form_template = "admin/crmsync/syncconnection/health.html"
     fields = ["alias", "last_success_at", "last_error"]
-    readonly_fields = fields
+    readonly_fields = ["alias", "last_success_at", "last_error"]
 
     def get_queryset(self, request):
         return SyncConnection.objects.configured()
@@ -481,7 +511,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         return False
 
     def has_sync_permission(self, request):
-        return request.user.has_perm("crmsync.change_syncconnection")
+        return rules.can_run_sync(request.user)
 
     @admin.display(description="adapter")
     def adapter(self, obj):
@@ -523,6 +553,10 @@ class ConnectionAdmin(admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The health page shows errors, quarantined records and runs: view permission
+        # first (the admin site only checked is_staff).
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         connection = self.get_queryset(request).filter(alias=object_id).first()
         if connection is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)

@@ -1,20 +1,31 @@
 """System checks: bad CRMSYNC configuration is reported at startup.
 
-crmsync.E001  CRMSYNC is not a dict / has unknown keys
-crmsync.E002  a connection cannot be built (unknown adapter, bad or missing option)
+crmsync.E001  CRMSYNC (or CRMSYNC["API"]) is not a dict / has unknown keys
+crmsync.E002  a connection cannot be built (unknown adapter, bad, mistyped or missing option)
 crmsync.E003  SYNC_INTERVAL is not a whole number of minutes
+crmsync.E004  a class named in CRMSYNC["API"] cannot be imported
+crmsync.W001  Q_CLUSTER's retry is not above its timeout: a long sync would be handed out twice
+crmsync.W002  RUN_TIME_LIMIT is not below Q_CLUSTER's timeout: a run would be killed mid-way
+crmsync.W003  (--deploy) the API's throttles count in a per-process cache
 """
+
+from decimal import Decimal
+from numbers import Real
+from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS
-from .registry import build_adapter
+from .conf import API_DEFAULTS, DEFAULTS, app_settings
+from .registry import adapter_class, build_adapter
+
+Q_CLUSTER_DOCS = "https://django-q2.readthedocs.io/en/master/configure.html#retry"
 
 
 @checks.register("crmsync")
-def check_settings(app_configs=None, **kwargs):
-    errors = []
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     configured = getattr(settings, "CRMSYNC", {})
     if not isinstance(configured, dict):
         return [checks.Error("settings.CRMSYNC must be a dict.", id="crmsync.E001")]
@@ -27,7 +38,15 @@ def check_settings(app_configs=None, **kwargs):
                 id="crmsync.E001",
             )
         )
+    errors += check_api(configured.get("API", {}))
     for alias in configured.get("CONNECTIONS", {}):
+        mistyped = mistyped_options(alias)
+        if mistyped:
+            errors += [
+                checks.Error(message, obj=f'CRMSYNC["CONNECTIONS"][{alias!r}]', id="crmsync.E002")
+                for message in mistyped
+            ]
+            continue
         try:
             build_adapter(alias).close()
         except Exception as err:  # any construction failure is a configuration problem
@@ -42,3 +61,124 @@ def check_settings(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+def check_api(api: Any) -> list[checks.CheckMessage]:
+    if not isinstance(api, dict):
+        return [checks.Error('CRMSYNC["API"] must be a dict.', id="crmsync.E001")]
+    unknown = sorted(set(api) - set(API_DEFAULTS))
+    if unknown:
+        return [
+            checks.Error(
+                f'Unknown CRMSYNC["API"] keys: {", ".join(unknown)}.',
+                hint=f"Known keys: {', '.join(sorted(API_DEFAULTS))}.",
+                id="crmsync.E001",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for key, value in app_settings.API.items():
+        if key in ("THROTTLE_RATES", "THROTTLE_CACHE"):
+            continue
+        for path in value if isinstance(value, list | tuple) else [value]:
+            try:
+                import_string(path)
+            except ImportError as err:
+                errors.append(
+                    checks.Error(
+                        f'CRMSYNC["API"][{key!r}]: {path!r} cannot be imported: {err}', id="crmsync.E004"
+                    )
+                )
+    return errors
+
+
+def _expected_type(default: Any) -> tuple[type, ...] | None:
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, Real | Decimal):
+        return (int, float, Decimal)
+    if isinstance(default, str):
+        return (str,)
+    if isinstance(default, dict):
+        return (dict,)
+    return None
+
+
+def mistyped_options(alias: str) -> list[str]:
+    """Options whose value is not of the type of the adapter's declared default (None is
+    always accepted), each named with the setting to fix: "fast" for a number says so,
+    instead of failing later inside the adapter."""
+    config = app_settings.CONNECTIONS.get(alias)
+    if not isinstance(config, dict) or not isinstance(config.get("OPTIONS", {}), dict):
+        return []
+    try:
+        declared = adapter_class(config.get("ADAPTER", "")).OPTIONS
+    except Exception:  # reported by build_adapter with its own message
+        return []
+    problems = []
+    for name, value in config.get("OPTIONS", {}).items():
+        expected = _expected_type(declared.get(name))
+        if expected is None or value is None:
+            continue
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            kind = {bool: "True or False", int: "a number", str: "a string", dict: "a dict"}[expected[0]]
+            problems.append(
+                f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] = {value!r}: expected {kind} '
+                f"(default {declared[name]!r})."
+            )
+    return problems
+
+
+@checks.register("crmsync")
+def check_q_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A sync must run to its end once: django-q2 hands a task out again after ``retry``
+    seconds without acknowledgement, and kills it after ``timeout``."""
+    cluster = getattr(settings, "Q_CLUSTER", {})
+    if not isinstance(cluster, dict) or cluster.get("sync"):
+        return []
+    timeout, retry = cluster.get("timeout"), cluster.get("retry", 60)
+    limit = app_settings.RUN_TIME_LIMIT
+    warnings: list[checks.CheckMessage] = []
+    if not isinstance(timeout, int | float) or not isinstance(retry, int | float) or retry <= timeout:
+        warnings.append(
+            checks.Warning(
+                f'Q_CLUSTER["retry"] ({retry!r}) must be above Q_CLUSTER["timeout"] ({timeout!r}): '
+                "django-q2 would hand a long sync out a second time while the first still runs.",
+                hint=f'For example Q_CLUSTER = {{..., "timeout": 300, "retry": 360}} (see {Q_CLUSTER_DOCS}).',
+                id="crmsync.W001",
+            )
+        )
+    if isinstance(timeout, int | float) and isinstance(limit, int | float) and limit >= timeout:
+        warnings.append(
+            checks.Warning(
+                f'CRMSYNC["RUN_TIME_LIMIT"] ({limit!r} s) must be below Q_CLUSTER["timeout"] ({timeout!r} s): '
+                "django-q2 would kill a run before it stops on its own.",
+                hint=f"Lower RUN_TIME_LIMIT (default {DEFAULTS['RUN_TIME_LIMIT']}) or raise the timeout.",
+                id="crmsync.W002",
+            )
+        )
+    return warnings
+
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@checks.register("crmsync", deploy=True)
+def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    api = app_settings.API
+    if not api["THROTTLE_CLASSES"]:
+        return []
+    alias = api["THROTTLE_CACHE"]
+    backend = getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", PER_PROCESS_CACHES[0])
+    if backend not in PER_PROCESS_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The API's throttles count in the cache {alias!r} ({backend.rsplit('.', 1)[-1]}), which no two "
+            "processes share: with N web workers a client gets N times the documented rate.",
+            hint='Use Redis or the database cache (CACHES), or name a shared one in CRMSYNC["API"]["THROTTLE_CACHE"].',
+            id="crmsync.W003",
+        )
+    ]

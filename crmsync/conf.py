@@ -1,11 +1,41 @@
 """App settings: ``settings.CRMSYNC`` with defaults, read on every access."""
 
+from typing import Any
+
 from django.conf import settings
 
-DEFAULTS = {
+# The REST API's own classes: its views use these, never REST_FRAMEWORK's defaults, so
+# they behave the same under any host settings (DESIGN §11). Dotted paths; a host
+# overrides any key through CRMSYNC["API"].
+API_DEFAULTS: dict[str, Any] = {
+    # Token first: a call without credentials answers 401 with WWW-Authenticate.
+    "AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Django's model permissions, reading included (view_*).
+    "PERMISSION_CLASSES": ["crmsync.api.permissions.ModelPermissions"],
+    "PAGINATION_CLASS": "crmsync.api.pagination.Pagination",
+    "THROTTLE_CLASSES": [
+        "crmsync.api.throttling.AnonRateThrottle",
+        "crmsync.api.throttling.UserRateThrottle",
+    ],
+    # Merged key by key with the host's; None turns a throttle off.
+    "THROTTLE_RATES": {"anon": "60/minute", "user": "1200/minute"},
+    # The cache alias throttles count in: share it between processes (Redis, database).
+    "THROTTLE_CACHE": "default",
+    "SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Who may read /schema/ and /docs/: authenticated users unless opened
+    # (["rest_framework.permissions.AllowAny"]).
+    "SCHEMA_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+DEFAULTS: dict[str, Any] = {
     "ADAPTERS": {
         "local": "crmsync.adapters.local.LocalAdapter",
         "notion": "crmsync.adapters.notion.NotionAdapter",
+        # An in-memory CRM for tests (crmsync.testing.FakeAdapter).
+        "fake": "crmsync.testing.fake.FakeAdapter",
     },
     "CONNECTIONS": {},
     # Seconds between two scheduled syncs of a connection; whole minutes, since
@@ -21,17 +51,25 @@ DEFAULTS = {
     # Seconds a sync lease lasts without renewal (renewed by a heartbeat while a run lives;
     # a killed worker's lease is taken over at once on its host, after this elsewhere).
     "LEASE_SECONDS": 30,
+    "API": API_DEFAULTS,
 }
+
+# Settings whose value is a dict merged key by key with the default.
+MERGED = ("ADAPTERS", "API")
 
 
 class AppSettings:
     """settings.CRMSYNC, with DEFAULTS for missing keys. Read on every access."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown CRMSYNC setting {name!r}")
         value = getattr(settings, "CRMSYNC", {}).get(name, DEFAULTS[name])
-        return {**DEFAULTS[name], **value} if name == "ADAPTERS" else value
+        if name == "API":
+            merged = {**API_DEFAULTS, **value}
+            merged["THROTTLE_RATES"] = {**API_DEFAULTS["THROTTLE_RATES"], **value.get("THROTTLE_RATES", {})}
+            return merged
+        return {**DEFAULTS[name], **value} if name in MERGED else value
 
 
 app_settings = AppSettings()

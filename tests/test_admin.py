@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -64,7 +66,7 @@ def test_edit_a_deal_stage_round_trip(staff_client, settings):
         "confidence": "",
         "qualification": "",
         "notes": "",
-        "tags": "[]",
+        "tags": "emea, enterprise ,",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
     }
@@ -72,6 +74,7 @@ def test_edit_a_deal_stage_round_trip(staff_client, settings):
     assert response.status_code == 302, response.content.decode()[:2000]
     deal.refresh_from_db()
     assert (deal.stage, str(deal.value), deal.currency) == ("negotiation", "12.50", "EUR")
+    assert deal.tags == ["emea", "enterprise"]
     assert OutboxEntry.objects.filter(local_id=deal.pk, connection="crm").exists()
 
 
@@ -85,7 +88,7 @@ def test_invalid_edit_shows_the_field_error(staff_client):
         "value": "1",
         "currency": "USD",
         "probability": "150",
-        "tags": "[]",
+        "tags": "",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
     }
@@ -312,3 +315,180 @@ def test_connection_health_sync_now_and_retry(staff_client, notion_settings, not
     staff_client.post(reverse("admin:crmsync_syncconnection_retry", args=["notion", entry.pk]))
     entry.refresh_from_db()
     assert not entry.quarantined and entry.attempts == 0
+
+
+# --- Permissions: view-only staff change nothing; one rule with the API -----------------
+
+
+def staff_with(client, username, *codenames, app_label="crmsync"):
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+    )
+    client.force_login(user)
+    return client
+
+
+def test_the_health_page_needs_a_permission_on_connections(client, notion_settings):
+    staff_with(client, "dealer", "view_opportunity", "change_opportunity")
+    url = reverse("admin:crmsync_syncconnection_change", args=["notion"])
+    assert client.get(url).status_code == 403
+    staff_with(client, "watcher", "view_syncconnection")
+    page = client.get(url)
+    assert page.status_code == 200 and "Sync now" not in page.content.decode()
+
+
+def test_the_conflict_page_answers_the_same_whether_the_id_exists(client, notion_settings):
+    make_conflicts(1, status=ConflictStatus.OPEN)
+    conflict = Conflict.objects.get()
+    staff_with(client, "dealer", "view_opportunity", "change_opportunity")
+    existing = client.get(reverse("admin:crmsync_conflict_change", args=[conflict.pk]))
+    missing = client.get(reverse("admin:crmsync_conflict_change", args=[conflict.pk + 1000]))
+    assert existing.status_code == missing.status_code == 403
+
+
+def test_resolving_and_syncing_ask_the_same_permission_as_the_api(client, notion_settings):
+    make_conflicts(1, status=ConflictStatus.OPEN)
+    conflict = Conflict.objects.get()
+    conflict_url = reverse("admin:crmsync_conflict_change", args=[conflict.pk])
+    health_url = reverse("admin:crmsync_syncconnection_change", args=["notion"])
+    staff_with(
+        client,
+        "adder",
+        "view_conflict",
+        "add_conflict",
+        "view_syncconnection",
+        "add_syncconnection",
+        "add_syncrun",
+    )
+    assert "Take remote" not in client.get(conflict_url).content.decode()
+    assert "Sync now" not in client.get(health_url).content.decode()
+    staff_with(client, "changer", "change_conflict", "change_syncconnection")
+    assert "Take remote" in client.get(conflict_url).content.decode()
+    assert "Sync now" in client.get(health_url).content.decode()
+    response = client.post(
+        reverse("admin:crmsync_conflict_resolve", args=[conflict.pk]), {"resolution": "keep_local"}
+    )
+    assert response.status_code == 302
+    conflict.refresh_from_db()
+    assert conflict.status == ConflictStatus.RESOLVED
+
+
+def test_view_only_staff_cannot_resubmit_django_q_tasks(client):
+    from django.utils import timezone
+    from django_q.models import Failure, OrmQ, Success
+
+    now = timezone.now()
+    for model, success in ((Failure, False), (Success, True)):
+        model.objects.create(
+            id=f"{model.__name__.lower()}-1",
+            name=f"sync {model.__name__}",
+            func="crmsync.tasks.sync_connection",
+            args=("notion",),
+            started=now,
+            stopped=now,
+            success=success,
+        )
+    staff_with(client, "viewer", "view_failure", "view_success", app_label="django_q")
+    for model in (Failure, Success):
+        url = reverse(f"admin:django_q_{model._meta.model_name}_changelist")
+        page = client.get(url)
+        assert page.status_code == 200 and "resubmit_task" not in page.content.decode()
+        client.post(url, {"action": "resubmit_task", "_selected_action": [f"{model.__name__.lower()}-1"]})
+    assert Failure.objects.count() == 1 and not OrmQ.objects.exists()
+    assert Success.objects.filter(name="sync Success").count() == 1
+
+
+# --- What staff see --------------------------------------------------------------------
+
+
+def inline_form(deal, activities, changes):
+    form = {
+        "name": deal.name,
+        "stage": deal.stage,
+        "value": "1",
+        "currency": "USD",
+        "tags": "",
+        "activities-TOTAL_FORMS": str(len(activities)),
+        "activities-INITIAL_FORMS": str(len(activities)),
+    }
+    for index, activity in enumerate(activities):
+        form |= {
+            f"activities-{index}-id": str(activity.pk),
+            f"activities-{index}-opportunity": str(deal.pk),
+            f"activities-{index}-kind": activity.kind,
+            f"activities-{index}-subject": changes.get(activity.pk, activity.subject),
+            f"activities-{index}-occurred_at_0": activity.occurred_at.strftime("%Y-%m-%d"),
+            f"activities-{index}-occurred_at_1": activity.occurred_at.strftime("%H:%M:%S"),
+            f"activities-{index}-body": activity.body,
+        }
+    return form
+
+
+def test_a_synced_activity_is_read_only_in_the_deals_inline(staff_client):
+    deal = Opportunity.objects.create(name="Acme")
+    synced = Activity.objects.create(opportunity=deal, subject="Pushed call", kind="call")
+    local = Activity.objects.create(opportunity=deal, subject="Local call", kind="call")
+    SyncLink.objects.create(connection="notion", entity="activity", local_id=synced.pk, remote_id="page-a")
+    url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
+    page = staff_client.get(url).content.decode()
+    rows = {
+        re.search(r'value="([^"]*)"', tag)[1]: tag for tag in re.findall(r"<input [^>]*call\"[^>]*>", page)
+    }
+    assert "disabled" in rows["Pushed call"] and "disabled" not in rows["Local call"]
+    assert "-DELETE" not in page  # deleting would hard-delete: archive instead
+    response = staff_client.post(
+        url, inline_form(deal, [synced, local], {synced.pk: "Edited", local.pk: "Edited too"})
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    synced.refresh_from_db()
+    local.refresh_from_db()
+    assert synced.subject == "Pushed call" and local.subject == "Edited too"
+
+
+def test_tags_are_a_list_to_staff(staff_client):
+    deal = Opportunity.objects.create(name="Acme", tags=["demo", "emea"])
+    url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
+    page = staff_client.get(url).content.decode()
+    assert 'value="demo, emea"' in page and "[&quot;demo" not in page
+    SyncLink.objects.create(connection="notion", entity="deal", local_id=deal.pk, remote_id="page-1")
+    page = staff_client.get(url).content.decode()
+    assert "demo, emea" in page and "[&quot;demo" not in page and 'name="tags"' not in page
+
+
+def test_the_conflict_page_shows_values_and_a_typed_input(staff_client, notion_settings):
+    deal = Opportunity.objects.create(name="Acme")
+    common = {"connection": "notion", "entity": "deal", "object_id": deal.pk, "record_name": "Acme"}
+    common |= {"rule": Owner.MANUAL, "winner": Winner.LOCAL, "reason": "held", "status": ConflictStatus.OPEN}
+    value = Conflict.objects.create(
+        field="value", base_value="20", local_value="25", remote_value="30", **common
+    )
+    stage = Conflict.objects.create(
+        field="stage", local_value="proposal", remote_value="closed_won", **common
+    )
+    tags = Conflict.objects.create(field="tags", local_value=["a"], remote_value=["a", "b"], **common)
+    page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[value.pk])).content.decode()
+    assert '<td class="value" id="side-base">20</td>' in page and "&quot;25&quot;" not in page
+    assert 'type="number"' in page and 'name="value"' in page
+    assert "field-base_value" not in page and "field-local_value" not in page  # no repeat below
+    assert "CRM sync</a>" in page and "Conflicts</a>" in page  # breadcrumbs
+    page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[stage.pk])).content.decode()
+    assert "Closed Won" in page and '<select name="value"' in page and '<option value="closed_won">' in page
+    page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[tags.pk])).content.decode()
+    assert "a, b" in page
+    listing = staff_client.get(reverse("admin:crmsync_conflict_changelist")).content.decode()
+    assert "&quot;25&quot;" not in listing and "Closed Won" in listing
+    resolved = staff_client.post(
+        reverse("admin:crmsync_conflict_resolve", args=[tags.pk]), {"resolution": "value", "value": "x, y"}
+    )
+    assert resolved.status_code == 302
+    deal.refresh_from_db()
+    assert sorted(deal.tags) == ["x", "y"]
+
+
+def test_health_page_breadcrumbs_follow_the_admins(staff_client, notion_settings):
+    page = staff_client.get(reverse("admin:crmsync_syncconnection_change", args=["notion"])).content.decode()
+    assert '<a href="/admin/crmsync/">CRM sync</a>' in page
+    assert '<a href="/admin/crmsync/syncconnection/">Sync connections</a>' in page

@@ -26,11 +26,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/opportunities/"
 
 
-@pytest.fixture(autouse=True)
-def no_throttling(settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
-
-
 def client_for(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
@@ -314,7 +309,8 @@ def test_connections_health_never_shows_the_token_and_sync_returns_202(
     assert agent.get("/api/v1/sync-runs/").data["results"][0]["created_remote"] == 1
 
 
-def test_openapi_schema_and_offline_docs(client):
+def test_openapi_schema_and_offline_docs(agent):
+    client = agent
     schema = client.get("/api/schema/?format=json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
@@ -346,3 +342,218 @@ def test_updated_since_with_any_offset_is_never_a_server_error(agent, value, sta
     # Found by schemathesis: PostgreSQL cannot store a -16:28 offset; values are made UTC first.
     assert agent.get(URL, {"updated_since": value}).status_code == status
     assert agent.get("/api/v1/contacts/", {"updated_since": value}).status_code == status
+
+
+# --- In any host project (DESIGN §11) ----------------------------------------------------
+
+
+def external_assets(html: str) -> list[str]:
+    """src/href URLs of a page that point at another host."""
+    import re
+
+    return [url for url in re.findall(r'(?:src|href)="([^"]+)"', html) if re.match(r"(https?:)?//", url)]
+
+
+@pytest.fixture
+def bare_host(settings):
+    """A brand-new project's settings: DRF's and drf-spectacular's own defaults."""
+    del settings.REST_FRAMEWORK
+    del settings.SPECTACULAR_SETTINGS
+
+
+def test_the_api_carries_its_own_classes_under_a_bare_host(bare_host, agent):
+    assert agent.get(URL).status_code == 200  # Token authentication
+    anonymous = APIClient().get(URL)
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Token"
+    schema = agent.get("/api/schema/?format=json")
+    assert schema.status_code == 200, schema.content[:500]
+    assert "/api/v1/conflicts/{id}/resolve/" in schema.json()["paths"]
+    docs = agent.get("/api/docs/")
+    assert docs.status_code == 200 and "swagger-ui" in docs.content.decode()
+    assert external_assets(docs.content.decode()) == []
+
+
+def test_docs_stay_offline_whatever_the_hosts_spectacular_settings(settings, agent):
+    settings.SPECTACULAR_SETTINGS = {
+        "SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@latest",
+        "SWAGGER_UI_FAVICON_HREF": "https://cdn.example.com/favicon.png",
+        "TITLE": "The host's own API",
+        "POSTPROCESSING_HOOKS": [],
+        "COMPONENT_SPLIT_REQUEST": True,
+    }
+    page = agent.get("/api/docs/").content.decode()
+    assert external_assets(page) == [] and "/static/drf_spectacular_sidecar/" in page
+    assert '"validatorUrl": null' in page  # no badge from swagger.io either
+    schema = agent.get("/api/schema/?format=json").json()
+    assert schema["info"]["title"] == "crmsync API"
+    assert "ValidationError" in schema["components"]["schemas"]  # crmsync's own hook ran
+
+
+def test_schema_and_docs_are_closed_to_anonymous_users_unless_opened(settings, agent):
+    anonymous = APIClient()
+    for url in ("/api/schema/", "/api/docs/", "/api/v1/"):
+        assert anonymous.get(url).status_code == 401, url
+    assert agent.get("/api/v1/").status_code == 200
+    settings.CRMSYNC = {"API": {"SCHEMA_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"]}}
+    assert anonymous.get("/api/schema/").status_code == 200
+    assert anonymous.get("/api/docs/").status_code == 200
+    assert anonymous.get(URL).status_code == 401  # the API itself stays closed
+
+
+def test_api_classes_are_overridable_through_crmsync_api(settings, agent, django_user_model):
+    settings.CRMSYNC = {"API": {"THROTTLE_RATES": {"user": "3/minute"}}}
+    assert [agent.get(URL).status_code for _ in range(4)] == [200, 200, 200, 429]
+    settings.CRMSYNC = {
+        "API": {
+            "PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+            "PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+            "THROTTLE_CLASSES": [],
+        }
+    }
+    assert agent.get(URL).status_code == 403  # not staff
+    admin = client_for(django_user_model.objects.create_user("boss", is_staff=True))
+    listed = admin.get(URL, {"limit": 1})
+    assert listed.status_code == 200 and "next" in listed.data
+
+
+def test_anonymous_calls_are_throttled_too():
+    anonymous = APIClient()
+    answers = [anonymous.get(URL).status_code for _ in range(61)]
+    assert answers[:60] == [401] * 60 and answers[60] == 429
+
+
+@pytest.mark.parametrize("depth", [33, 1500, 100_000])
+def test_deeply_nested_json_is_a_400_naming_the_field(agent, depth):
+    body = '{"name": "Deep", "tags": ' + "[" * depth + "]" * depth + "}"
+    response = agent.generic("POST", URL, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "Nested more than 32 levels" in str(response.data["tags"])
+    listed = agent.generic("POST", URL, "[" * depth + "]" * depth, content_type="application/json")
+    assert listed.status_code == 400 and "non_field_errors" in listed.data
+
+
+def test_nested_json_within_the_limit_is_validated_as_usual(agent):
+    response = agent.post(URL, deal_payload(tags=[[["a"]]]), format="json")
+    assert response.status_code == 400 and "tags" in response.data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_with_one_email_are_one_201_and_400s(agent):
+    """20 clients create a contact with one email at once (the unique check in validation
+    passes for several of them; the insert decides), three times over."""
+    import threading
+
+    token = agent._credentials["HTTP_AUTHORIZATION"]
+
+    def create(email, index, barrier, answers):
+        from django.db import connection as thread_connection
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=token)
+        barrier.wait()
+        try:
+            response = client.post(
+                "/api/v1/contacts/", {"name": f"Ada {index}", "email": email}, format="json"
+            )
+            answers.append((response.status_code, response.data))
+        finally:
+            thread_connection.close()
+
+    for round_ in range(3):
+        email, barrier, answers = f"ada{round_}@example.com", threading.Barrier(20), []
+        threads = [threading.Thread(target=create, args=(email, i, barrier, answers)) for i in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(code for code, _ in answers) == [201] + [400] * 19, answers
+        assert all("already exists" in str(data["email"]) for code, data in answers if code == 400)
+        assert Contact.objects.filter(email=email).count() == 1
+
+
+def perms(*codenames):
+    return Permission.objects.filter(content_type__app_label="crmsync", codename__in=codenames)
+
+
+def test_one_permission_rule_resolves_a_conflict_in_the_api_and_the_admin(django_user_model):
+    deal = Opportunity.objects.create(name="Acme")
+    conflict = Conflict.objects.create(
+        connection="crm",
+        entity="deal",
+        object_id=deal.pk,
+        field="stage",
+        local_value="proposal",
+        remote_value="negotiation",
+        rule=Owner.MANUAL,
+        winner=Winner.LOCAL,
+        reason="held",
+        status=ConflictStatus.OPEN,
+    )
+    url = f"/api/v1/conflicts/{conflict.pk}/resolve/"
+    adder = django_user_model.objects.create_user("adder")
+    adder.user_permissions.set(perms("view_conflict", "add_conflict"))
+    assert client_for(adder).post(url, {"resolution": "take_remote"}, format="json").status_code == 403
+    changer = django_user_model.objects.create_user("changer")
+    changer.user_permissions.set(perms("change_conflict"))
+    assert client_for(changer).post(url, {"resolution": "take_remote"}, format="json").status_code == 200
+    missing = "/api/v1/conflicts/999999/resolve/"
+    assert client_for(adder).post(missing, {"resolution": "take_remote"}, format="json").status_code == 403
+
+
+def test_one_permission_rule_starts_a_sync_in_the_api_and_the_admin(settings, django_user_model):
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "fake"}}}
+    url = "/api/v1/connections/crm/sync/"
+    adder = django_user_model.objects.create_user("adder")
+    adder.user_permissions.set(perms("view_syncconnection", "add_syncconnection", "add_syncrun"))
+    assert client_for(adder).post(url).status_code == 403
+    changer = django_user_model.objects.create_user("changer")
+    changer.user_permissions.set(perms("change_syncconnection"))
+    assert client_for(changer).post(url).status_code == 202
+
+
+def test_the_schema_says_what_the_api_answers(agent):
+    components = agent.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert components["Conflict"]["properties"]["resolved_by"].get("nullable") is True
+    assert "results" not in str(
+        agent.get("/api/schema/?format=json").json()["paths"]["/api/v1/connections/"]["get"]["responses"]
+    )
+
+
+def conforms(client, component: str, data) -> list[str]:
+    """Errors of ``data`` against a component of the served schema (formats checked, as
+    schemathesis checks responses)."""
+    import jsonschema_rs
+
+    def as_json_schema(node):  # OpenAPI 3.0's "nullable" in JSON Schema's words
+        if isinstance(node, list):
+            return [as_json_schema(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: as_json_schema(value) for key, value in node.items()}
+        if node.pop("nullable", False) is True:
+            return {"anyOf": [node, {"type": "null"}]}
+        return node
+
+    schema = client.get("/api/schema/?format=json").json()
+    validator = jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{component}", "components": as_json_schema(schema["components"])},
+        validate_formats=True,
+    )
+    return [error.message for error in validator.iter_errors(data)]
+
+
+@pytest.mark.parametrize("email", ["ada@bücher.example", f"{'a' * 65}@example.com", "ada@example.com"])
+def test_contacts_the_api_accepts_conform_to_its_schema(agent, email):
+    created = agent.post("/api/v1/contacts/", {"name": "Ada", "email": email}, format="json")
+    assert created.status_code == 201, created.data
+    assert conforms(agent, "Contact", agent.get(f"/api/v1/contacts/{created.data['id']}/").json()) == []
+
+
+def test_an_unresolved_conflict_conforms_to_the_schema(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    conflict = Conflict.objects.create(
+        connection="crm", entity="deal", object_id=deal.pk, field="stage", rule=Owner.MANUAL,
+        winner=Winner.LOCAL, reason="held", status=ConflictStatus.OPEN,
+    )  # fmt: skip
+    data = agent.get(f"/api/v1/conflicts/{conflict.pk}/").json()
+    assert data["resolved_by"] is None and conforms(agent, "Conflict", data) == []

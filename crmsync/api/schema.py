@@ -1,7 +1,29 @@
-"""drf-spectacular hook: document the error answers every operation can give.
-
-Add to SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] (after drf-spectacular's enum hook).
+"""Schema helpers: ``extend_schema`` that works under any host DEFAULT_SCHEMA_CLASS, and
+the hook that documents the error answers every operation can give (crmsync's schema
+view runs it; add it to your own SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] after
+drf-spectacular's enum hook if your schema includes crmsync's routes).
 """
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema as spectacular_extend_schema
+
+
+def extend_schema(**kwargs: Any) -> Any:
+    """drf-spectacular's ``extend_schema`` for a view method, built on drf-spectacular's
+    AutoSchema whatever REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] is. (The decorator runs at
+    import and otherwise extends the host's default class: DRF's own AutoSchema in a new
+    project, which breaks schema generation.)"""
+
+    def decorator(method: Any) -> Any:
+        if not hasattr(method, "kwargs"):
+            method.kwargs = {}
+        method.kwargs.setdefault("schema", AutoSchema)
+        return spectacular_extend_schema(**kwargs)(method)
+
+    return decorator
+
 
 ERROR = {
     "type": "object",

@@ -1,12 +1,34 @@
 """Serializers of the REST API. Model validation (ranges, choices) comes from the model
 fields; the sync's rules (CRM-owned fields, append-only activities) are checked here."""
 
+from typing import Any
+
+from django.core.validators import EmailValidator, validate_email
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import rules
 from ..choices import Owner
-from ..models import Activity, Conflict, Contact, Opportunity, SyncLink, SyncRun
+from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
 from ..sync.engine import Resolution
 from ..sync.ownership import crm_owned_fields
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": list(Owner.values),
+        "description": "\n".join(f"* `{v}` - {label}" for v, label in Owner.choices),
+    },
+    component_name="OwnerEnum",
+)
+class OwnerField(serializers.ChoiceField):
+    """A field owner (DESIGN §2). One schema component for every field holding one, so the
+    schema needs no ENUM_NAME_OVERRIDES in the host's SPECTACULAR_SETTINGS."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Owner.choices, **kwargs)
 
 
 class SyncedModelSerializer(serializers.ModelSerializer):
@@ -25,7 +47,30 @@ class SyncedModelSerializer(serializers.ModelSerializer):
         return attrs
 
 
+def validate_email_address(value: str) -> None:
+    """Django's EmailValidator, as a plain function: drf-spectacular documents an
+    EmailValidator as JSON Schema's `email` format, which refuses addresses Django
+    accepts and stores (international domains, local parts over 64 characters)."""
+    validate_email(value)
+
+
+@extend_schema_field({"type": "string", "description": "An email address (as Django validates it)."})
+class EmailField(serializers.EmailField):
+    """An email as Django validates it, documented as a plain string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            validate_email_address if isinstance(v, EmailValidator) else v for v in self.validators
+        ]
+
+
 class ContactSerializer(SyncedModelSerializer):
+    serializer_field_mapping = {
+        **SyncedModelSerializer.serializer_field_mapping,
+        models.EmailField: EmailField,
+    }
+
     class Meta:
         model = Contact
         fields = ["id", "name", "email", "phone", "company", "title", "archived", "created_at", "updated_at"]
@@ -106,23 +151,22 @@ class ActivitySerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        if (
-            self.instance is not None
-            and SyncLink.objects.filter(entity="activity", local_id=self.instance.pk).exists()
-        ):
-            changed = [f for f, v in attrs.items() if getattr(self.instance, f) != v]
-            if changed:
-                raise serializers.ValidationError(
-                    {
-                        f: "This activity was pushed to the CRM: activities are append-only and cannot be edited."
-                        for f in changed
-                    }
-                )
+        frozen = rules.frozen_activity_edits(self.instance, attrs) if self.instance is not None else []
+        if frozen:
+            raise serializers.ValidationError(
+                {
+                    f: "This activity was pushed to the CRM: activities are append-only and cannot be edited."
+                    for f in frozen
+                }
+            )
         return attrs
 
 
 class ConflictSerializer(serializers.ModelSerializer):
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rule = OwnerField(read_only=True)
+    resolved_by: "serializers.SlugRelatedField[Any]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="null until resolved by staff"
+    )
 
     class Meta:
         model = Conflict
@@ -167,7 +211,7 @@ class FieldOwnershipSerializer(serializers.Serializer):
     connection = serializers.CharField(read_only=True)
     entity = serializers.CharField(read_only=True)
     field = serializers.CharField(read_only=True)
-    owner = serializers.ChoiceField(choices=Owner.choices)
+    owner = OwnerField()
     default_owner = serializers.CharField(read_only=True)
     is_default = serializers.BooleanField(read_only=True)
 

@@ -1,12 +1,10 @@
 """``path("api/", include("crmsync.api.urls"))`` gives /api/v1/..., /api/schema/ and /api/docs/."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import docs, views
 
-router = DefaultRouter()
+router = docs.Router()
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
 router.register("contacts", views.ContactViewSet, basename="contact")
 router.register("activities", views.ActivityViewSet, basename="activity")
@@ -15,9 +13,12 @@ router.register("field-ownership", views.FieldOwnershipViewSet, basename="field-
 router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
 router.register("connections", views.ConnectionViewSet, basename="connection")
 
+# The API's routes (the schema describes these).
+api_patterns = [path("v1/", include(router.urls))]
+
 app_name = "crmsync-api"
 urlpatterns = [
-    path("v1/", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="crmsync-api:schema"), name="docs"),
+    *api_patterns,
+    path("schema/", docs.SchemaView.as_view(), name="schema"),
+    path("docs/", docs.DocsView.as_view(url_name="crmsync-api:schema"), name="docs"),
 ]

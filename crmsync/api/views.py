@@ -1,16 +1,18 @@
 """The REST API. Views only validate, query and call the engine."""
 
-from django.db import transaction
+from typing import Any
+
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import filters, mixins, permissions, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema_view
+from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from .. import rules
 from ..conf import app_settings
 from ..exceptions import ConfigurationError, MappingError
 from ..models import (
@@ -27,6 +29,10 @@ from ..sync.engine import resolve_conflict
 from ..sync.ownership import default_owners
 from . import filters as api_filters
 from . import serializers as api
+from .base import CrmSyncAPIMixin
+from .pagination import Pagination  # noqa: F401  (its old home; CRMSYNC["API"]["PAGINATION_CLASS"] names it)
+from .permissions import ModelPermissions  # noqa: F401  (its old home)
+from .schema import extend_schema
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -49,37 +55,29 @@ class FilterBackend(DjangoFilterBackend):
         return super().filter_queryset(request, queryset, view)
 
 
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 100
+def save_or_400(serializer: Any) -> Any:
+    """``serializer.save()``; a unique constraint that a concurrent write won (the check in
+    validation passed, the insert lost the race) is a 400 naming the field, not a 500."""
+    try:
+        with transaction.atomic():
+            return serializer.save()
+    except IntegrityError:
+        # Validate again: the row that won the race is visible now, so the field's own
+        # unique check reports it with its message.
+        again = type(serializer)(
+            serializer.instance,
+            data=serializer.initial_data,
+            partial=serializer.partial,
+            context=serializer.context,
+        )
+        if not again.is_valid():
+            raise ValidationError(again.errors) from None
+        raise
 
 
-class ModelPermissions(permissions.DjangoModelPermissions):
-    """Django's model permissions, reading included (``view_*``)."""
-
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
-    }
-
-    def _queryset(self, view):
-        # Only the model matters here: do not build the view's queryset a second time.
-        return view.queryset if getattr(view, "queryset", None) is not None else super()._queryset(view)
-
-
-def require(request, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied(f"You need the {perm} permission.")
-
-
-class SyncedRecordViewSet(viewsets.ModelViewSet):
+class SyncedRecordViewSet(CrmSyncAPIMixin, viewsets.ModelViewSet):
     """CRUD where DELETE archives, responses carry an ETag and If-Match guards writes."""
 
-    permission_classes = [ModelPermissions]
-    pagination_class = Pagination
     filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
     # Any segment reaches the view, so a malformed id gets the API's JSON 404.
     lookup_value_regex = r"[^/]+"
@@ -106,7 +104,7 @@ class SyncedRecordViewSet(viewsets.ModelViewSet):
         return Response(self.get_serializer(self._etag_instance).data)
 
     def perform_create(self, serializer):
-        self._etag_instance = serializer.save()
+        self._etag_instance = save_or_400(serializer)
 
     def update(self, request, *args, **kwargs):
         with transaction.atomic():
@@ -123,7 +121,7 @@ class SyncedRecordViewSet(viewsets.ModelViewSet):
                 instance, data=request.data, partial=kwargs.get("partial", False)
             )
             serializer.is_valid(raise_exception=True)
-            self._etag_instance = serializer.save()
+            self._etag_instance = save_or_400(serializer)
         return Response(serializer.data)
 
     def perform_destroy(self, instance):
@@ -165,20 +163,23 @@ class ActivityViewSet(SyncedRecordViewSet):
 
     queryset = Activity.objects.all()
     serializer_class = api.ActivitySerializer
+
+    def get_queryset(self):
+        return rules.with_synced_flag(super().get_queryset())
+
     filterset_class = api_filters.ActivityFilter
     search_fields = ["subject"]
     ordering_fields = ["occurred_at", "created_at"]
     ordering = ["-occurred_at"]
 
 
-class ConflictViewSet(viewsets.ReadOnlyModelViewSet):
+class ConflictViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
     """Conflicts the sync recorded; open ones first. ``resolve`` decides an open one."""
 
     queryset = Conflict.objects.select_related("resolved_by")
     serializer_class = api.ConflictSerializer
-    permission_classes = [ModelPermissions]
+    action_permissions = {"resolve": [rules.RESOLVE_CONFLICT]}
     lookup_value_regex = r"[^/]+"
-    pagination_class = Pagination
     filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
     filterset_class = api_filters.ConflictFilter
     search_fields = ["record_name"]
@@ -191,7 +192,6 @@ class ConflictViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=api.ResolveSerializer, responses=api.ConflictSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
-        require(request, "crmsync.change_conflict")
         conflict = self.get_object()
         payload = api.ResolveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -209,7 +209,7 @@ class ConflictViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(conflict).data)
 
 
-class FieldOwnershipViewSet(viewsets.ViewSet):
+class FieldOwnershipViewSet(CrmSyncAPIMixin, viewsets.ViewSet):
     """Who owns each synced field, per connection and entity (DESIGN §2 defaults shown).
 
     The id is ``connection:entity:field``; PUT/PATCH ``{"owner": ...}`` changes it from the
@@ -217,14 +217,10 @@ class FieldOwnershipViewSet(viewsets.ViewSet):
     """
 
     serializer_class = api.FieldOwnershipSerializer
+    # For the model permissions: view_fieldownership to read, change_fieldownership to write.
+    queryset = FieldOwnership.objects.all()
+    paginated = False
     lookup_value_regex = r"[^/]+"
-
-    def check_permissions(self, request):
-        super().check_permissions(request)
-        if not request.user or not request.user.is_authenticated:
-            self.permission_denied(request)
-        perm = "view" if request.method in permissions.SAFE_METHODS else "change"
-        require(request, f"crmsync.{perm}_fieldownership")
 
     def rows(self) -> list[dict]:
         overrides = {(o.connection, o.entity, o.field): o.owner for o in FieldOwnership.objects.all()}
@@ -284,22 +280,21 @@ class FieldOwnershipViewSet(viewsets.ViewSet):
         return self.update(request, pk, partial=True)
 
 
-class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
+class SyncRunViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
     queryset = SyncRun.objects.all()
     serializer_class = api.SyncRunSerializer
-    permission_classes = [ModelPermissions]
     lookup_value_regex = r"[^/]+"
-    pagination_class = Pagination
     filter_backends = [FilterBackend]
     filterset_class = api_filters.SyncRunFilter
 
 
-class ConnectionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ConnectionViewSet(CrmSyncAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Configured connections with their health. ``sync`` enqueues a run."""
 
     serializer_class = api.ConnectionSerializer
     queryset = SyncConnection.objects.all()
-    permission_classes = [ModelPermissions]
+    action_permissions = {"sync": [rules.RUN_SYNC]}
+    paginated = False  # every configured connection in one answer
     lookup_value_regex = r"[^/]+"
 
     def health(self) -> list[dict]:
@@ -337,7 +332,6 @@ class ConnectionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={202: api.SyncStartedSerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
-        require(request, "crmsync.add_syncrun")
         if pk not in app_settings.CONNECTIONS:
             raise NotFound(f"No connection {pk!r} in CRMSYNC['CONNECTIONS'].")
         from django_q.tasks import async_task

@@ -3,7 +3,7 @@
 import pytest
 
 from crmsync.choices import ConflictStatus
-from crmsync.models import Conflict, FieldOwnership, Opportunity, SyncLink, SyncRun
+from crmsync.models import Activity, Conflict, FieldOwnership, Opportunity, SyncLink, SyncRun
 from crmsync.sync.engine import SyncEngine
 
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db(transaction=True)]
@@ -37,9 +37,11 @@ def test_take_the_remote_value_of_a_conflict(page, notion_settings, notion_emula
     page.goto("/admin/crmsync/conflict/")
     page.click(f"#result_list a[href$='/{conflict.pk}/change/']")
     page.wait_for_selector("#conflict-sides")
-    assert "closed_won" in page.inner_text("#conflict-sides") and "negotiation" in page.inner_text(
-        "#conflict-sides"
-    )
+    sides = page.inner_text("#conflict-sides")
+    assert "Closed Won" in sides and "Negotiation" in sides and '"' not in sides  # values, not JSON
+    # The value of one's own is a choice of stages; nothing below the table repeats the fields.
+    assert page.locator("#resolve-form select[name=value] option").count() == 7
+    assert page.locator(".field-local_value").count() == 0
     page.screenshot(path=str(screenshot_dir / "conflict-detail.png"), full_page=True)
     page.click("button[value=take_remote]")
     page.wait_for_selector(".messagelist .success")
@@ -80,3 +82,34 @@ def test_sync_now_button(page, notion_settings, notion_emulator, screenshot_dir)
     assert SyncRun.objects.filter(connection="notion").count() == 4
     assert notion_emulator.token not in page.content()
     page.screenshot(path=str(screenshot_dir / "connection-health.png"), full_page=True)
+
+
+def test_the_deal_page_fits_1400_px_and_shows_tags_as_a_list(browser, live_server, page, screenshot_dir):
+    deal = Opportunity.objects.create(
+        name="Initech — expansion", stage="proposal", value=80000, tags=["demo", "emea"]
+    )
+    for index in range(3):
+        Activity.objects.create(
+            opportunity=deal,
+            kind="call",
+            subject=f"Call {index}: pricing and rollout plan for the second region",
+            body="Discussed the rollout in detail, next steps agreed with procurement. " * 3,
+        )
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"/admin/crmsync/opportunity/{deal.pk}/change/")
+    page.wait_for_selector("#activities-group")
+    assert page.input_value("#id_tags") == "demo, emea"
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the window"
+    page.screenshot(path=str(screenshot_dir / "deal-change.png"), full_page=True)
+
+
+def test_the_api_docs_load_nothing_from_another_host(page, live_server):
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/api/docs/")  # the staff session authenticates the page and the schema
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "crmsync API" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector("#operations-tag-opportunities")
+    foreign = [url for url in requested if not url.startswith(live_server.url)]
+    assert requested and foreign == [], foreign

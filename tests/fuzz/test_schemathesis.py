@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db]
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in the dev dependency group")
 
+from django.test import override_settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -20,7 +21,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from project.wsgi import application  # noqa: E402
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+# Loaded at collection (no database yet): the schema opened and unthrottled for that call.
+OPEN = {"SCHEMA_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"], "THROTTLE_CLASSES": []}
+with override_settings(CRMSYNC={"API": OPEN}):
+    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 
 
 @pytest.fixture
@@ -39,8 +43,7 @@ def keep_test_connection():
 
 @pytest.fixture
 def token(django_user_model, settings, keep_test_connection):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
-    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "local"}}}
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "fake"}}, "API": {"THROTTLE_CLASSES": []}}
     user = django_user_model.objects.create_user("fuzzer")
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="crmsync"))
     return Token.objects.create(user=user).key

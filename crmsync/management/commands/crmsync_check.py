@@ -1,14 +1,30 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from crmsync.conf import app_settings
-from crmsync.exceptions import AdapterError, ConfigurationError
+from crmsync.exceptions import AdapterError, ConfigurationError, RemoteNotFound, TransientAdapterError
 from crmsync.registry import connections
+
+
+def describe(err: Exception) -> str:
+    """What a failed check means for the person running it: the credentials, the
+    configured ids, or the network, not the mapping."""
+    if isinstance(err, ConfigurationError):
+        return f"configuration: {err}"
+    status = getattr(err, "status", None)
+    if status in (401, 403):
+        return f"the CRM refused the credentials (check the token and the integration's access): {err}"
+    if isinstance(err, RemoteNotFound) or status == 404:
+        return f"not found: a configured database or id does not exist or is not shared with the integration: {err}"
+    if isinstance(err, TransientAdapterError) and status is None:
+        return f"cannot reach the CRM (check base_url and the network): {err}"
+    return str(err)
 
 
 class Command(BaseCommand):
     help = (
-        "Check each connection's remote side: for Notion, that every mapped property exists "
-        "with a type that can hold it. Sends a few read requests; exits 1 on any problem."
+        "Check each connection's remote side: that it can be reached with its credentials and, "
+        "for Notion, that every mapped property exists with a type that can hold it. Sends a "
+        "few read requests; exits 1 on any problem."
     )
 
     def add_arguments(self, parser):
@@ -23,10 +39,11 @@ class Command(BaseCommand):
             try:
                 found = connections[alias].check()
             except (ConfigurationError, AdapterError) as err:
-                found = [str(err)]
+                found = [describe(err)]
             if found:
-                problems += [f"{alias}: {problem}" for problem in found]
+                # One line per distinct problem (an unreachable CRM fails every entity alike).
+                problems += [f"{alias}: {problem}" for problem in dict.fromkeys(found)]
             else:
                 self.stdout.write(f"{alias}: OK")
         if problems:
-            raise CommandError("The CRM does not match the mapping:\n  " + "\n  ".join(problems))
+            raise CommandError("crmsync_check found problems:\n  " + "\n  ".join(problems))

@@ -1,8 +1,9 @@
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from crmsync.models import Activity, Contact, Opportunity, OutboxEntry, SyncCursor, SyncLink
@@ -24,7 +25,7 @@ DEALS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo staff user and a small demo pipeline (idempotent)."
+    help = "Create the demo staff user (demo/demo) and a small demo pipeline (idempotent); DEBUG only."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -34,6 +35,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, reset_sync=None, **options):
+        if not settings.DEBUG:
+            raise CommandError(
+                "demo_setup creates a superuser demo/demo: it runs only with DEBUG on (DEBUG=1), "
+                "never on a deployment. Create real staff with createsuperuser."
+            )
         User = get_user_model()
         if not User.objects.filter(username="demo").exists():
             User.objects.create_superuser("demo", "demo@example.com", "demo")
