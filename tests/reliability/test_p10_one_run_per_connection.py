@@ -133,7 +133,8 @@ def test_a_killed_run_is_taken_over_at_once_on_its_host(redis_broker, notion_emu
     takeover = SyncRun.objects.get(status=RunStatus.SUCCESS)
     assert takeover.started_at >= killed_at
     assert (
-        SyncRun.objects.filter(status=RunStatus.FAILED, error_summary__contains="process is gone").count() == 1
+        SyncRun.objects.filter(status=RunStatus.FAILED, error_summary__contains="process is gone").count()
+        == 1
     )
     # It resumed from the checkpoint: the first page was not created twice.
     assert Opportunity.objects.count() == 150 == SyncLink.objects.count()
