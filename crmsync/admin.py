@@ -24,6 +24,7 @@ from .models import (
     FieldOwnership,
     Opportunity,
     OutboxEntry,
+    QuarantinedPage,
     SyncConnection,
     SyncLink,
     SyncRun,
@@ -549,6 +550,11 @@ class ConnectionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.retry_view),
                 name="crmsync_syncconnection_retry",
             ),
+            path(
+                "<str:alias>/dismiss/<int:page>/",
+                self.admin_site.admin_view(self.dismiss_view),
+                name="crmsync_syncconnection_dismiss",
+            ),
             *super().get_urls(),
         ]
 
@@ -573,6 +579,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
                 :100
             ],
+            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:100],
             "conflicts_url": reverse("admin:crmsync_conflict_changelist")
             + f"?status__exact=open&connection__exact={connection.alias}",
             "can_sync": self.has_sync_permission(request),
@@ -589,6 +596,17 @@ class ConnectionAdmin(admin.ModelAdmin):
 
         task_id = async_task("crmsync.tasks.sync_connection", alias, task_name=f"crmsync sync {alias}")
         self.message_user(request, f"Sync of {alias} enqueued (task {task_id}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
+
+    def dismiss_view(self, request, alias, page):
+        if request.method != "POST" or not self.has_sync_permission(request):
+            raise PermissionDenied
+        if QuarantinedPage.objects.filter(pk=page, connection=alias).dismiss():
+            self.message_user(
+                request,
+                "The remote record is no longer re-read; an edit in the CRM brings it back.",
+                messages.SUCCESS,
+            )
         return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
 
     def retry_view(self, request, alias, entry):

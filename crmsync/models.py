@@ -287,7 +287,8 @@ class SyncConnectionQuerySet(models.QuerySet):
         self.bulk_create([SyncConnection(alias=alias) for alias in aliases], ignore_conflicts=True)
         return self.filter(alias__in=aliases).annotate(
             open_conflicts=_count_per_connection(Conflict.objects.filter(status=ConflictStatus.OPEN)),
-            quarantined=_count_per_connection(OutboxEntry.objects.filter(quarantined=True)),
+            quarantined=_count_per_connection(OutboxEntry.objects.filter(quarantined=True))
+            + _count_per_connection(QuarantinedPage.objects.all()),
             pending=_count_per_connection(OutboxEntry.objects.filter(quarantined=False)),
         )
 
@@ -377,6 +378,14 @@ class OutboxEntry(models.Model):
         ]
 
 
+class QuarantinedPageQuerySet(models.QuerySet):
+    def dismiss(self) -> int:
+        """Staff give up on these remote records: they are no longer re-read (an edit in
+        the CRM brings a record back through the ordinary pull). Returns how many."""
+        count, _ = self.delete()
+        return count
+
+
 class QuarantinedPage(models.Model):
     """A remote record that could not be read or applied (DESIGN §8).
 
@@ -393,8 +402,11 @@ class QuarantinedPage(models.Model):
     first_failed_at = models.DateTimeField(default=timezone.now)
     last_failed_at = models.DateTimeField(default=timezone.now)
 
+    objects = QuarantinedPageQuerySet.as_manager()
+
     class Meta:
         verbose_name = "quarantined remote record"
+        ordering = ["-last_failed_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "entity", "remote_id"], name="crmsync_quarantined_page_unique"

@@ -492,3 +492,16 @@ def test_health_page_breadcrumbs_follow_the_admins(staff_client, notion_settings
     page = staff_client.get(reverse("admin:crmsync_syncconnection_change", args=["notion"])).content.decode()
     assert '<a href="/admin/crmsync/">CRM sync</a>' in page
     assert '<a href="/admin/crmsync/syncconnection/">Sync connections</a>' in page
+
+
+def test_the_health_page_shows_and_dismisses_held_remote_records(staff_client, settings):
+    from crmsync.models import QuarantinedPage
+
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "fake"}}}
+    held = QuarantinedPage.objects.create(
+        connection="notion", entity="deal", remote_id="p-1", error="bad page"
+    )
+    page = staff_client.get(reverse("admin:crmsync_syncconnection_change", args=["notion"])).content.decode()
+    assert "p-1" in page and "bad page" in page
+    staff_client.post(reverse("admin:crmsync_syncconnection_dismiss", args=["notion", held.pk]))
+    assert not QuarantinedPage.objects.exists()

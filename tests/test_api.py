@@ -557,3 +557,20 @@ def test_an_unresolved_conflict_conforms_to_the_schema(agent):
     )  # fmt: skip
     data = agent.get(f"/api/v1/conflicts/{conflict.pk}/").json()
     assert data["resolved_by"] is None and conforms(agent, "Conflict", data) == []
+
+
+def test_quarantined_remote_records_are_listed_and_dismissed_with_the_sync_permission(
+    agent, viewer, settings
+):
+    from crmsync.models import QuarantinedPage
+
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "fake"}}}
+    held = QuarantinedPage.objects.create(
+        connection="notion", entity="deal", remote_id="p-1", error="bad page"
+    )
+    listed = viewer.get("/api/v1/quarantined-pages/?connection=notion").json()["results"]
+    assert [(row["remote_id"], row["error"]) for row in listed] == [("p-1", "bad page")]
+    assert viewer.get("/api/v1/connections/").json()[0]["quarantined"] == 1
+    assert viewer.post(f"/api/v1/quarantined-pages/{held.pk}/dismiss/").status_code == 403
+    assert agent.post(f"/api/v1/quarantined-pages/{held.pk}/dismiss/").status_code == 204
+    assert not QuarantinedPage.objects.exists()

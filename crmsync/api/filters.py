@@ -5,7 +5,7 @@ from django import forms
 from django_filters.fields import IsoDateTimeField
 
 from ..choices import DealStage
-from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
+from ..models import Activity, Conflict, Contact, Opportunity, QuarantinedPage, SyncRun
 
 
 class UTCDateTimeField(IsoDateTimeField):
@@ -64,6 +64,12 @@ class ConflictFilter(filters.FilterSet):
     class Meta:
         model = Conflict
         fields = ["connection", "entity", "field", "status", "rule", "object_id"]
+
+
+class QuarantinedPageFilter(filters.FilterSet):
+    class Meta:
+        model = QuarantinedPage
+        fields = ["connection", "entity"]
 
 
 class SyncRunFilter(filters.FilterSet):

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from .. import rules
 from ..choices import Owner
-from ..models import Activity, Conflict, Contact, Opportunity, SyncRun
+from ..models import Activity, Conflict, Contact, Opportunity, QuarantinedPage, SyncRun
 from ..sync.engine import Resolution
 from ..sync.ownership import crm_owned_fields
 
@@ -214,6 +214,23 @@ class FieldOwnershipSerializer(serializers.Serializer):
     owner = OwnerField()
     default_owner = serializers.CharField(read_only=True)
     is_default = serializers.BooleanField(read_only=True)
+
+
+class QuarantinedPageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QuarantinedPage
+        fields = [
+            "id",
+            "connection",
+            "entity",
+            "remote_id",
+            "local_id",
+            "error",
+            "attempts",
+            "first_failed_at",
+            "last_failed_at",
+        ]
+        read_only_fields = fields
 
 
 class SyncRunSerializer(serializers.ModelSerializer):

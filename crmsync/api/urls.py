@@ -11,6 +11,7 @@ router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("conflicts", views.ConflictViewSet, basename="conflict")
 router.register("field-ownership", views.FieldOwnershipViewSet, basename="field-ownership")
 router.register("sync-runs", views.SyncRunViewSet, basename="sync-run")
+router.register("quarantined-pages", views.QuarantinedPageViewSet, basename="quarantined-page")
 router.register("connections", views.ConnectionViewSet, basename="connection")
 
 # The API's routes (the schema describes these).

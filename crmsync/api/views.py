@@ -21,6 +21,7 @@ from ..models import (
     Contact,
     FieldOwnership,
     Opportunity,
+    QuarantinedPage,
     SyncConnection,
     SyncRun,
 )
@@ -278,6 +279,23 @@ class FieldOwnershipViewSet(CrmSyncAPIMixin, viewsets.ViewSet):
     @extend_schema(request=api.FieldOwnershipSerializer, responses=api.FieldOwnershipSerializer)
     def partial_update(self, request, pk=None):
         return self.update(request, pk, partial=True)
+
+
+class QuarantinedPageViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
+    """Remote records that could not be read or applied, held by their remote id and
+    re-read every run (DESIGN §8). ``dismiss`` stops re-reading one."""
+
+    queryset = QuarantinedPage.objects.all()
+    serializer_class = api.QuarantinedPageSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = api_filters.QuarantinedPageFilter
+    action_permissions = {"dismiss": [rules.RUN_SYNC]}
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        self.get_queryset().filter(pk=self.get_object().pk).dismiss()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SyncRunViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
