@@ -1,5 +1,6 @@
 """The pipeline (deals, contacts, activities) and the state the sync keeps."""
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 
@@ -91,10 +92,12 @@ class SyncedModel(models.Model):
     @classmethod
     def tracked_attnames(cls) -> dict[str, str]:
         """{synced field name: model attribute holding it} (contact -> contact_id)."""
-        if "_tracked_attnames" not in cls.__dict__:  # computed once per model class
-            names = {name: cls._meta.get_field(name).attname for name in cls.entity().field_names}
-            cls._tracked_attnames = {**names, "archived": "archived"}
-        return cls._tracked_attnames
+        cached = cls.__dict__.get("_tracked_attnames")  # computed once per model class
+        if cached is None:
+            names = {name: cls._meta.get_field(name).attname for name in cls.entity().field_names}  # type: ignore[union-attr]
+            cached = {**names, "archived": "archived"}
+            setattr(cls, "_tracked_attnames", cached)  # noqa: B010
+        return cached
 
     @classmethod
     def from_db(cls, db, field_names, values, **kwargs):
@@ -119,13 +122,13 @@ class SyncedModel(models.Model):
         current = self._take_snapshot()
         return {name for name, value in current.items() if name in snapshot and snapshot[name] != value}
 
-    def field_time(self, name: str):
-        """The last local edit time of a synced field, or None when never edited here."""
+    def field_time(self, name: str) -> dt.datetime | None:
+        """The last edit time of a synced field (on the CRM's clock), or None when never edited."""
         value = self.field_modified_at.get(name)
-        return timezone.datetime.fromisoformat(value) if value else None
+        return dt.datetime.fromisoformat(value) if value else None
 
 
-class SyncedQuerySet(models.QuerySet):
+class SyncedQuerySet(models.QuerySet["SyncedModel"]):
     def update_synced(self, **values) -> int:
         """``update()`` that stamps field times and enters the outbox, in one transaction."""
         now = clock.remote_now().isoformat()

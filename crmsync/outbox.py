@@ -6,6 +6,7 @@ change acknowledged to a user is recorded even if the process dies right after.
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
 
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ def current_origin() -> str | None:
 
 
 @contextlib.contextmanager
-def applying_remote_changes(alias: str):
+def applying_remote_changes(alias: str | None) -> Iterator[None]:
     """Saves inside this block are the engine's: no field-time bump, no outbox entry
     for ``alias`` (it is where the change came from); other connections still get it."""
     token = _origin.set(alias)

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from ..entities import ACTIVITY, CONTACT, DEAL, ENTITIES, normal_values
 from ..exceptions import ConfigurationError
@@ -214,7 +214,7 @@ class CRMAdapter:
 
     # --- Entity-generic hooks: what a concrete adapter implements -----------------
 
-    def _unimplemented(self, hook):
+    def _unimplemented(self, hook: str) -> NoReturn:
         raise NotImplementedError(f"{type(self).__name__} does not implement {hook}()")
 
     def create(self, entity: str, values: dict, sync_id: str) -> RemoteRecord:
@@ -222,22 +222,22 @@ class CRMAdapter:
 
         Raises AmbiguousWriteError when the request was sent but its outcome is unknown.
         """
-        self._unimplemented("create")
+        return self._unimplemented("create")
 
     def update(
         self, entity: str, remote_id: str, changes: dict, *, sync_id: str | None = None
     ) -> RemoteRecord:
         """Set only the fields in ``changes`` (and the sync id when given) in one request;
         returns the record as stored."""
-        self._unimplemented("update")
+        return self._unimplemented("update")
 
     def get(self, entity: str, remote_id: str) -> RemoteRecord:
         """The record, archived/trashed ones included; RemoteNotFound when absent."""
-        self._unimplemented("get")
+        return self._unimplemented("get")
 
     def find_by_sync_id(self, entity: str, sync_id: str) -> list[RemoteRecord]:
         """Every remote record (trashed ones included) carrying ``sync_id``, oldest first."""
-        self._unimplemented("find_by_sync_id")
+        return self._unimplemented("find_by_sync_id")
 
     def iter_changes(
         self,
@@ -256,19 +256,19 @@ class CRMAdapter:
         is a time such that every live record before it has been yielded (safe to resume
         from). May yield a record twice; never skips one. ``as_of`` on each page, when the
         CRM tells its clock: the time the listing began."""
-        self._unimplemented("iter_changes")
+        return self._unimplemented("iter_changes")
 
     def trash(self, entity: str, remote_id: str) -> RemoteRecord:
         """Archive (move to trash) a remote record; nothing is hard-deleted."""
-        self._unimplemented("trash")
+        return self._unimplemented("trash")
 
     def restore(self, entity: str, remote_id: str) -> RemoteRecord:
         """Undo ``trash``."""
-        self._unimplemented("restore")
+        return self._unimplemented("restore")
 
     def search(self, entity: str, flt: OpportunityFilter) -> Iterator[RemoteRecord]:
         """Records matching a filter (used by ``list_opportunities``)."""
-        self._unimplemented("search")
+        return self._unimplemented("search")
 
     # --- The public contract ------------------------------------------------------
 

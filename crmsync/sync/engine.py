@@ -60,7 +60,7 @@ class SyncEngine:
             )
         run = SyncRun.objects.create(connection=self.alias)
         requests_before = self.adapter.requests_sent
-        status = RunStatus.FAILED
+        status: str = RunStatus.FAILED
         self.lease.start_heartbeat()
         try:
             self.cycle()
@@ -101,7 +101,7 @@ class SyncEngine:
         run.error_summary = "\n".join(self.ctx.errors[:50])
         run.finished_at = timezone.now()
         run.save()
-        connection_fields = {"last_error": run.error_summary}
+        connection_fields: dict[str, object] = {"last_error": run.error_summary}
         if self.adapter.clock_offset is not None:
             connection_fields["clock_offset"] = self.adapter.clock_offset.total_seconds()
         if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL):

@@ -68,7 +68,7 @@ def find_match(ctx: RunContext, entity: str, record: RemoteRecord):
     field the adapter names (contacts: email; deals: name when the connection opts in)."""
     field = ctx.adapter.match_field(entity)
     value = record.values.get(field) if field else None
-    if not isinstance(value, str) or not value or "\x00" in value:
+    if field is None or not isinstance(value, str) or not value or "\x00" in value:
         return None
     linked = SyncLink.objects.filter(connection=ctx.alias, entity=entity).values("local_id")
     candidates = ENTITIES[entity].get_model()._default_manager.exclude(pk__in=linked).filter(archived=False)

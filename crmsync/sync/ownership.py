@@ -32,7 +32,7 @@ def crm_owned_fields(instance) -> dict[str, str]:
     if instance is None or instance.pk is None:
         return {}
     entity = instance.entity_name
-    owned = {}
+    owned: dict[str, str] = {}
     for alias in SyncLink.objects.filter(entity=entity, local_id=instance.pk).values_list(
         "connection", flat=True
     ):

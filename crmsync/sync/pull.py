@@ -103,7 +103,9 @@ def apply_records(ctx: RunContext, entity: str, records: list[RemoteRecord]) -> 
         queryset = queryset.select_related("contact")
     instances = {obj.pk: obj for obj in queryset}
     open_conflicts = conflicts.open_conflicts(ctx.alias, entity, [link.local_id for link in links.values()])
-    merged, applied, new = [], [], []
+    merged: list = []
+    applied: list[str] = []
+    new: list[RemoteRecord] = []
     for record in records:
         link = links.get(record.remote_id)
         try:

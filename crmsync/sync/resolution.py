@@ -38,7 +38,7 @@ def resolution_value(entity: EntitySpec, field: str, value):
     kind = entity.field(field).kind
     if value is not None and (isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind])):
         raise MappingError(f"{field}: expected a {kind} value, got {type(value).__name__}", field=field)
-    if kind == "tags" and value is not None and not all(isinstance(tag, str) for tag in value):
+    if isinstance(value, list) and not all(isinstance(tag, str) for tag in value):
         raise MappingError(f"{field}: tags must be a list of strings", field=field)
     fitted, invalid = fit_remote_values(entity, {field: value})
     if field in invalid:
