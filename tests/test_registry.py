@@ -109,3 +109,21 @@ def test_unimplemented_hook_names_the_class():
 
     with pytest.raises(NotImplementedError, match="HalfDone does not implement create"):
         HalfDone(alias="x").create("deal", {}, "id")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("requests_per_second", "fast", "a number"),
+        ("match_deals_by_name", "yes", "true or false"),
+        ("properties", [], "a dict"),
+    ],
+)
+def test_a_mistyped_option_is_a_configuration_error_naming_it(option, value, expected):
+    from crmsync.adapters.notion import NotionAdapter
+    from crmsync.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        NotionAdapter("notion", token="t", database_id="d", **{option: value})
+    message = str(caught.value)
+    assert f'["OPTIONS"][{option!r}]' in message and expected in message

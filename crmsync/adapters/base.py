@@ -123,6 +123,26 @@ class OpportunityFilter:
     include_archived: bool = False
 
 
+def _expected_type(default: Any) -> tuple[tuple[type, ...], str] | None:
+    """The types an option with this default accepts (None: any)."""
+    if isinstance(default, bool):
+        return (bool,), "true or false"
+    if isinstance(default, int | float):
+        return (int, float), "a number"
+    if isinstance(default, str):
+        return (str,), "a string"
+    if isinstance(default, dict):
+        return (dict,), "a dict"
+    if isinstance(default, list | tuple):
+        return (list, tuple), "a list"
+    return None
+
+
+def _is_a(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int to Python, but True is no number of requests per second.
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
 class CRMAdapter:
     """Base class of CRM adapters.
 
@@ -163,6 +183,12 @@ class CRMAdapter:
                 raise ConfigurationError(
                     f'Missing option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] '
                     f"required by {type(self).__name__}."
+                )
+            expected = _expected_type(default)
+            if value is not None and expected and not _is_a(value, expected[0]):
+                raise ConfigurationError(
+                    f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] = {value!r}: expected '
+                    f"{expected[1]} (for {type(self).__name__})."
                 )
             self.options[name] = value
 
