@@ -52,6 +52,8 @@ class Rec:
     writes: list[Write] = dataclasses.field(default_factory=list)
     wants_archived: bool | None = None  # trashed, archived or restored in this phase
     human_locked: bool = False  # see the module docstring
+    unmapped_stage: bool = False  # the person's last Stage is an option the mapping lacks
+    trashed_by_person: bool = False
     used: dict = dataclasses.field(default_factory=dict)  # field -> values seen in this phase
 
     def settled(self, phase: int) -> bool:
@@ -105,4 +107,5 @@ class Rec:
         self.expected = {field: value for field, (value, _) in self.expect().items()}
         self.archived = self.want_archived()
         self.writes, self.wants_archived, self.human_locked = [], None, False
+        self.unmapped_stage = self.trashed_by_person = False
         self.used = {field: {value} for field, value in self.expected.items()}

@@ -36,7 +36,7 @@ class Outcome:
         counts = {
             k: v
             for k, v in self.summary.items()
-            if isinstance(v, int) and v and k not in ("requests", "duration")
+            if isinstance(v, int) and v and k not in ("requests", "duration", "run_id")
         }
         text = self.status + (f" {counts}" if counts else "")
         errors = (self.summary.get("error_summary") or self.detail or "").strip()

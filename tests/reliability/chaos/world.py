@@ -23,6 +23,7 @@ PHASES, STEPS = 2, 9
 BASELINE_LOCAL, BASELINE_NOTION = 4, 1
 MAX_SETTLE_RUNS = 6
 T0 = dt.datetime(2026, 3, 2, 9, 0, 20, tzinfo=dt.UTC)  # seconds stay in 20..40: one minute per event
+UNMAPPED_STAGE = "On Hold"
 FAULT_STATUSES = (500, 502, 503, 504, 529, 429)
 FAULT_ENDPOINTS = ("pages.update", "pages.create", "data_sources.query", None)
 
@@ -67,6 +68,10 @@ class World:
             for _ in range(STEPS):
                 self.jump()
                 self.step()
+            for rec in self.recs:
+                if rec.unmapped_stage:  # the person fixes the stage (see notion_edit)
+                    self.jump()
+                    self.notion_edit(rec, ["stage"])
             self.settle()
 
     def step(self) -> None:
@@ -78,8 +83,8 @@ class World:
             (3.5, self.run, [None]),
             (0.6, self.new_local, [None]),
             (0.6, self.new_notion, [None]),
-            (0.5, self.notion_trash, [r for r in settled if not r.local_writes]),
-            (0.5, self.local_archive, settled),
+            (0.5, self.notion_trash, [r for r in settled if not r.local_writes and not r.unmapped_stage]),
+            (0.5, self.local_archive, [r for r in settled if not r.unmapped_stage]),
             (0.7, self.restore, [r for r in self.recs if r.archived and not r.done]),
         ]
         choices = [(weight, action, targets) for weight, action, targets in choices if targets]
@@ -118,7 +123,11 @@ class World:
         return self.rng.sample(allowed, self.rng.randint(1, min(3, len(allowed))))
 
     def local_edit(self, rec: Rec) -> None:
-        allowed = [f for f in FIELDS if owner(f) != HUMAN or rec.settled(self.phase)]
+        allowed = [
+            f
+            for f in FIELDS
+            if (owner(f) != HUMAN or rec.settled(self.phase)) and not (f == "stage" and rec.unmapped_stage)
+        ]
         deal = self.deal_of(rec)
         changes = {field: self.fresh(rec, field) for field in self.pick_fields(allowed)}
         for field, value in changes.items():
@@ -127,19 +136,36 @@ class World:
         deal.save()
         self.note(f"local save {rec.key}: {show(changes)}")
 
-    def notion_edit(self, rec: Rec) -> None:
+    def notion_edit(self, rec: Rec, fields: list[str] | None = None) -> None:
+        """A person's edit. Now and then the Stage gets an option the mapping does not know
+        ("On Hold"): the local stage stays, an open conflict is logged (DESIGN §3), and
+        only the person's next Stage edit (before the settle point) decides the field."""
         imported_here = rec.origin == NOTION and not rec.settled(self.phase)
         allowed = [f for f in FIELDS if owner(f) in (SHARED, HUMAN) or not imported_here]
-        changes = {field: self.fresh(rec, field) for field in self.pick_fields(allowed)}
+        changes = {field: self.fresh(rec, field) for field in fields or self.pick_fields(allowed)}
+        properties = notion_properties(changes)
+        if "stage" in changes:
+            local_stage = any(w.side == LOCAL and w.field == "stage" for w in rec.writes)
+            rec.unmapped_stage = (
+                not fields and rec.settled(self.phase) and not local_stage and self.rng.random() < 0.3
+            )
+            if rec.unmapped_stage:
+                properties["Stage"] = UNMAPPED_STAGE
+                del changes["stage"]
         page = self.page_of(rec)
-        self.notion.human_edit(page, notion_properties(changes))
+        self.notion.human_edit(page, properties)
         for field, value in changes.items():
             rec.write(self.now, NOTION, field, value)
-        self.note(f"person edits {rec.key} in Notion (page {page[:8]}): {show(changes)}")
+        unmapped = (
+            f" and Stage {UNMAPPED_STAGE!r} (unmapped)"
+            if "stage" not in changes and "Stage" in properties
+            else ""
+        )
+        self.note(f"person edits {rec.key} in Notion (page {page[:8]}): {show(changes)}{unmapped}")
 
     def notion_trash(self, rec: Rec) -> None:
         self.notion.human_edit(self.page_of(rec), in_trash=True)
-        rec.wants_archived = True
+        rec.wants_archived = rec.trashed_by_person = True
         self.note(f"person trashes {rec.key} in Notion")
 
     def local_archive(self, rec: Rec) -> None:
@@ -186,7 +212,9 @@ class World:
         faults = self.inject_faults() if "faults" in kind else []
         fault = None
         if "kill" in kind:
-            fault = f"{self.rng.choice(runs.KILL_POINTS)}:{self.rng.randint(1, 3)}"
+            point = self.rng.choice(runs.KILL_POINTS)
+            # pull:page counts result pages: contacts in trash, contacts, deals in trash, deals.
+            fault = f"{point}:{self.rng.randint(1, 4 if point == 'pull:page' else 3)}"
         outcome = self.execute(fault)
         self.notion.faults.clear()
         plan = ", ".join([*(faults or []), *([f"kill at {fault}"] if fault else [])]) or "clean"
