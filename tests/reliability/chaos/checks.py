@@ -86,13 +86,21 @@ class Checker:
                 # A person edited it, then trashed the page: Notion refuses edits to trashed
                 # pages, and DESIGN does not say the revert waits for a restore. Local only.
                 remote[field] = value
+            if field in rec.diverged:
+                continue
             if local[field] != value or remote[field] != value:
+                rec.adopted[field] = local[field]
+                if local[field] != remote[field]:
+                    rec.diverged.add(field)
                 world.violation(
                     f"{rec.key}.{field} ({owner(field)}-owned): expected {value!r} ({why}); "
                     f"local {local[field]!r}, Notion {remote[field]!r}"
                 )
         archived = rec.want_archived()
-        if deal.archived != archived or page["in_trash"] != archived:
+        if "archived" not in rec.diverged and (deal.archived != archived or page["in_trash"] != archived):
+            rec.adopted["archived"] = deal.archived
+            if deal.archived != page["in_trash"]:
+                rec.diverged.add("archived")
             world.violation(
                 f"{rec.key} trash ↔ archive: expected archived={archived}; "
                 f"local archived={deal.archived}, Notion in_trash={page['in_trash']}"

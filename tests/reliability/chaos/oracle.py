@@ -55,6 +55,12 @@ class Rec:
     unmapped_stage: bool = False  # the person's last Stage is an option the mapping lacks
     trashed_by_person: bool = False
     used: dict = dataclasses.field(default_factory=dict)  # field -> values seen in this phase
+    # What a broken invariant left (field -> local value, "archived" -> flag): later phases
+    # go on from there instead of reporting the same break again.
+    adopted: dict = dataclasses.field(default_factory=dict)
+    # Fields (and "archived") left different on the two sides: nothing can be said of them
+    # any more, so later settle points do not check them.
+    diverged: set = dataclasses.field(default_factory=set)
 
     def settled(self, phase: int) -> bool:
         return self.created_phase < phase
@@ -106,6 +112,9 @@ class Rec:
     def settle(self) -> None:
         self.expected = {field: value for field, (value, _) in self.expect().items()}
         self.archived = self.want_archived()
+        self.archived = self.adopted.pop("archived", self.archived)
+        self.expected.update(self.adopted)
+        self.adopted = {}
         self.writes, self.wants_archived, self.human_locked = [], None, False
         self.unmapped_stage = self.trashed_by_person = False
         self.used = {field: {value} for field, value in self.expected.items()}

@@ -14,12 +14,13 @@ import uuid
 
 from crmsync.models import Opportunity, SyncConnection, SyncLink
 
-from . import runs
+from . import motifs, runs
 from .checks import Checker
 from .fields import FIELDS, HUMAN, SHARED, fresh_value, notion_properties, owner, show, to_local
 from .oracle import LOCAL, NOTION, Rec
 
-PHASES, STEPS = 2, 9
+PHASES, STEPS = 3, 10
+MOTIF_RATE = 0.25  # a step plays a motif (chaos/motifs.py) instead of one random event
 BASELINE_LOCAL, BASELINE_NOTION = 4, 1
 MAX_SETTLE_RUNS = 6
 T0 = dt.datetime(2026, 3, 2, 9, 0, 20, tzinfo=dt.UTC)  # seconds stay in 20..40: one minute per event
@@ -75,21 +76,31 @@ class World:
             self.settle()
 
     def step(self) -> None:
+        if self.rng.random() < MOTIF_RATE and motifs.play(self):
+            return
         live = [r for r in self.recs if not r.done and not r.archived]
         settled = [r for r in live if r.settled(self.phase)]
+        # A person edits new pages more often than old ones: a page whose create was
+        # killed or ghosted is where recovery must not lose their edit.
+        editable = [r for r in live if not r.human_locked and self.page_of(r)]
         choices = [
-            (3, self.local_edit, [r for r in live if self.deal_of(r)]),
-            (3, self.notion_edit, [r for r in live if not r.human_locked and self.page_of(r)]),
-            (3.5, self.run, [None]),
-            (0.6, self.new_local, [None]),
-            (0.6, self.new_notion, [None]),
-            (0.5, self.notion_trash, [r for r in settled if not r.local_writes and not r.unmapped_stage]),
-            (0.5, self.local_archive, [r for r in settled if not r.unmapped_stage]),
-            (0.7, self.restore, [r for r in self.recs if r.archived and not r.done]),
+            (3, self.local_edit, [r for r in live if self.deal_of(r)], None),
+            (3, self.notion_edit, editable, [1 if r.settled(self.phase) else 4 for r in editable]),
+            (3.5, self.run, [None], None),
+            (0.7, self.new_local, [None], None),
+            (0.6, self.new_notion, [None], None),
+            (
+                0.8,
+                self.notion_trash,
+                [r for r in settled if not r.local_writes and not r.unmapped_stage],
+                None,
+            ),
+            (0.5, self.local_archive, [r for r in settled if not r.unmapped_stage], None),
+            (0.7, self.restore, [r for r in self.recs if r.archived and not r.done], None),
         ]
-        choices = [(weight, action, targets) for weight, action, targets in choices if targets]
-        _, action, targets = self.rng.choices(choices, weights=[c[0] for c in choices])[0]
-        target = self.rng.choice(targets)
+        choices = [choice for choice in choices if choice[2]]
+        _, action, targets, weights = self.rng.choices(choices, weights=[c[0] for c in choices])[0]
+        target = self.rng.choices(targets, weights=weights)[0]
         if target is None:
             action()
         else:
@@ -122,21 +133,26 @@ class World:
     def pick_fields(self, allowed) -> list[str]:
         return self.rng.sample(allowed, self.rng.randint(1, min(3, len(allowed))))
 
-    def local_edit(self, rec: Rec) -> None:
+    def local_edit(self, rec: Rec, fields: list[str] | None = None) -> None:
+        # While the Stage is unmapped the person edits the page once more (to fix it): no
+        # local write that must stay later than every edit of the page (see oracle).
+        notion_fields = {w.field for w in rec.writes if w.side == NOTION} | {"stage"}
         allowed = [
             f
             for f in FIELDS
-            if (owner(f) != HUMAN or rec.settled(self.phase)) and not (f == "stage" and rec.unmapped_stage)
+            if (owner(f) != HUMAN or rec.settled(self.phase))
+            and not (rec.unmapped_stage and owner(f) == SHARED and f in notion_fields)
         ]
         deal = self.deal_of(rec)
-        changes = {field: self.fresh(rec, field) for field in self.pick_fields(allowed)}
+        fields = [f for f in fields if f in allowed] if fields else self.pick_fields(allowed)
+        changes = {field: self.fresh(rec, field) for field in fields}
         for field, value in changes.items():
             setattr(deal, field, to_local(field, value))
             rec.write(self.now, LOCAL, field, value)
         deal.save()
         self.note(f"local save {rec.key}: {show(changes)}")
 
-    def notion_edit(self, rec: Rec, fields: list[str] | None = None) -> None:
+    def notion_edit(self, rec: Rec, fields: list[str] | None = None, *, unmapped: bool | None = None) -> None:
         """A person's edit. Now and then the Stage gets an option the mapping does not know
         ("On Hold"): the local stage stays, an open conflict is logged (DESIGN §3), and
         only the person's next Stage edit (before the settle point) decides the field."""
@@ -146,9 +162,9 @@ class World:
         properties = notion_properties(changes)
         if "stage" in changes:
             local_stage = any(w.side == LOCAL and w.field == "stage" for w in rec.writes)
-            rec.unmapped_stage = (
-                not fields and rec.settled(self.phase) and not local_stage and self.rng.random() < 0.3
-            )
+            if unmapped is None:
+                unmapped = not fields and self.rng.random() < 0.3
+            rec.unmapped_stage = unmapped and rec.settled(self.phase) and not local_stage
             if rec.unmapped_stage:
                 properties["Stage"] = UNMAPPED_STAGE
                 del changes["stage"]
@@ -207,20 +223,28 @@ class World:
 
     # --- Runs ----------------------------------------------------------------------------
 
-    def run(self, _=None, *, kind: str | None = None) -> runs.Outcome:
-        kind = kind or self.rng.choices(("clean", "kill", "faults", "kill+faults"), (1, 2, 1.5, 1))[0]
-        faults = self.inject_faults() if "faults" in kind else []
-        fault = None
-        if "kill" in kind:
-            point = self.rng.choice(runs.KILL_POINTS)
-            # pull:page counts result pages: contacts in trash, contacts, deals in trash, deals.
-            fault = f"{point}:{self.rng.randint(1, 4 if point == 'pull:page' else 3)}"
-        outcome = self.execute(fault)
+    def run(self, _=None, *, kind: str | None = None, kill: str | None = None, faults=()) -> runs.Outcome:
+        """A run: ``kind`` "clean", "kill", "faults" or "kill+faults" (random when nothing is
+        given); ``kill`` a CRMSYNC_FAULT point; ``faults`` (shape, fail_next kwargs) pairs."""
+        if kind is None and kill is None and not faults:
+            kind = self.rng.choices(("clean", "kill", "faults", "kill+faults"), (1, 2, 1.5, 1))[0]
+        plans = [self.fail(shape, spec) for shape, spec in faults]
+        if kind and "faults" in kind:
+            plans += self.inject_faults()
+        if kind and "kill" in kind:
+            kill = self.random_kill()
+        outcome = self.execute(kill)
         self.notion.faults.clear()
-        plan = ", ".join([*(faults or []), *([f"kill at {fault}"] if fault else [])]) or "clean"
-        missed = " (kill point not reached)" if fault and outcome.status != "killed" else ""
+        plan = ", ".join([*plans, *([f"kill at {kill}"] if kill else [])]) or "clean"
+        missed = " (kill point not reached)" if kill and outcome.status != "killed" else ""
         self.note(f"run {self.runs} ({plan}): {outcome.describe()}{missed}")
         return outcome
+
+    def random_kill(self) -> str:
+        point = self.rng.choices(runs.KILL_POINTS, (3, 1, 1, 1, 1.5, 1, 1.5))[0]
+        if point == "pull:page":  # result pages: contacts in trash, contacts, deals in trash, deals
+            return f"{point}:{self.rng.choices((1, 2, 3, 4), (1, 1, 2, 3))[0]}"
+        return f"{point}:{self.rng.randint(1, 3)}"
 
     def execute(self, fault: str | None) -> runs.Outcome:
         self.runs += 1
@@ -241,17 +265,37 @@ class World:
         return outcome
 
     def inject_faults(self) -> list[str]:
-        plans = []
-        for _ in range(self.rng.randint(1, 2)):
-            endpoint = self.rng.choice(FAULT_ENDPOINTS)
-            status = self.rng.choice(FAULT_STATUSES)
-            ghost = endpoint in ("pages.update", "pages.create") and status != 429 and self.rng.random() < 0.6
-            count = self.rng.choice((1, 1, 2, 3, 6))  # 6: more than the adapter's retries
-            skip = self.rng.randint(0, 4)
-            self.notion.fail_next(count, status, endpoint=endpoint, after=ghost, skip=skip)
-            what = "ghost write" if ghost else str(status)
-            plans.append(f"{count}× {what} on {endpoint or 'any request'} after {skip}")
+        """One or two of: a ghost create or update (applied, then answered 5xx, once or on
+        every retry), an outage of the listing mid-pull or of the writes (more failures
+        than the adapter's retries), a short burst of 5xx / 529 / 429 anywhere."""
+        rng, plans = self.rng, []
+        for _ in range(rng.randint(1, 2)):
+            status = rng.choice(FAULT_STATUSES[:-1])  # 5xx and 529
+            shape = rng.choice(("ghost create", "ghost update", "outage mid-pull", "write outage", "burst"))
+            if shape == "ghost create":
+                spec = {"count": 1, "endpoint": "pages.create", "after": True, "skip": rng.randint(0, 2)}
+            elif shape == "ghost update":
+                spec = {"count": rng.choice((1, 6)), "endpoint": "pages.update", "after": True}
+                spec["skip"] = rng.randint(0, 4)
+            elif shape == "outage mid-pull":  # queries: contacts in trash, contacts, deals in trash, deals
+                spec = {"count": 6, "endpoint": "data_sources.query", "skip": rng.randint(1, 3)}
+            elif shape == "write outage":
+                spec = {"count": 6, "endpoint": rng.choice(("pages.create", "pages.update"))}
+                spec["skip"] = rng.randint(0, 3)
+            else:
+                status = rng.choice(FAULT_STATUSES)
+                spec = {"count": rng.randint(1, 3), "endpoint": rng.choice(FAULT_ENDPOINTS)}
+                spec["skip"] = rng.randint(0, 4)
+            plans.append(self.fail(shape, {"status": status, **spec}))
         return plans
+
+    def fail(self, shape: str, spec: dict) -> str:
+        self.notion.fail_next(**spec)
+        ghost = " ghost" if spec.get("after") else ""
+        return (
+            f"{shape}: {spec['count']}× {spec['status']}{ghost} on {spec.get('endpoint') or 'any request'}"
+            f" after {spec.get('skip', 0)}"
+        )
 
     # --- Settle points -------------------------------------------------------------------
 
