@@ -49,6 +49,8 @@ class Checker:
         world = self.world
         if rec.origin == "notion":
             page = pages.get(rec.page_id)
+            if rec.local_id is None and links.get(rec.page_id):
+                world.note(f"{rec.key} is local deal {links[rec.page_id]}")
             rec.local_id = links.get(rec.page_id)
             if rec.local_id is None:
                 world.violation(f"{rec.key}: the page made in Notion ({rec.page_id}) was never imported")
@@ -65,7 +67,9 @@ class Checker:
                 )
             if not found:
                 return deal, None
-            rec.page_id = rec.page_id if rec.page_id in found else min(found)
+            if rec.page_id not in found:
+                rec.page_id = min(found)
+                world.note(f"{rec.key} is page {rec.page_id}")
         page = pages[rec.page_id]
         sync_id = page["values"].get("CRM Sync ID")
         if sync_id != str(rec.local_id):
