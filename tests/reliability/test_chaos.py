@@ -22,6 +22,7 @@ import json
 import os
 import random
 import threading
+import traceback
 import types
 import uuid
 
@@ -74,7 +75,10 @@ def chaos_notion(settings, notion_emulator, monkeypatch, request):
 @pytest.mark.parametrize("seed", chaos_seeds())
 def test_chaos(chaos_notion, seed):
     world = World(seed, random.Random(seed), chaos_notion)
-    world.play()
+    try:
+        world.play()
+    except Exception:
+        world.violation(f"the test itself crashed (a test bug):\n{traceback.format_exc()}")
     if os.environ.get("CRMSYNC_CHAOS_REPORT"):
         with open(os.environ["CRMSYNC_CHAOS_REPORT"], "a") as report:
             line = {"seed": seed, "db": connection.vendor, "violations": world.violations, "log": world.log}

@@ -79,7 +79,10 @@ class World:
         if self.rng.random() < MOTIF_RATE and motifs.play(self):
             return
         live = [r for r in self.recs if not r.done and not r.archived]
-        settled = [r for r in live if r.settled(self.phase)]
+        trashable = [r for r in live if r.settled(self.phase) and not r.unmapped_stage]
+        restorable = [
+            r for r in self.recs if r.archived and not r.done and self.deal_of(r) and self.page_of(r)
+        ]
         # A person edits new pages more often than old ones: a page whose create was
         # killed or ghosted is where recovery must not lose their edit.
         editable = [r for r in live if not r.human_locked and self.page_of(r)]
@@ -89,14 +92,9 @@ class World:
             (3.5, self.run, [None], None),
             (0.7, self.new_local, [None], None),
             (0.6, self.new_notion, [None], None),
-            (
-                0.8,
-                self.notion_trash,
-                [r for r in settled if not r.local_writes and not r.unmapped_stage],
-                None,
-            ),
-            (0.5, self.local_archive, [r for r in settled if not r.unmapped_stage], None),
-            (0.7, self.restore, [r for r in self.recs if r.archived and not r.done], None),
+            (0.8, self.notion_trash, [r for r in trashable if not r.local_writes and self.page_of(r)], None),
+            (0.5, self.local_archive, [r for r in trashable if self.deal_of(r)], None),
+            (0.7, self.restore, restorable, None),
         ]
         choices = [choice for choice in choices if choice[2]]
         _, action, targets, weights = self.rng.choices(choices, weights=[c[0] for c in choices])[0]
