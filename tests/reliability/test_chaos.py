@@ -87,6 +87,58 @@ def test_chaos(chaos_notion, seed):
         pytest.fail(failure_message(world), pytrace=False)
 
 
+# Pinned scenarios: the shortest event sequences found for each cause of failure of
+# today's engine (after the baseline: D1–D4 made locally, D5 in Notion, all synced).
+OUTAGE_MID_PULL = {  # data_sources.query: contacts in trash, contacts, deals in trash, then deals fails
+    "faults": [("outage mid-pull", {"count": 6, "status": 503, "endpoint": "data_sources.query", "skip": 3})]
+}
+GHOST_CREATE = {
+    "faults": [("ghost create", {"count": 1, "status": 502, "endpoint": "pages.create", "after": True})]
+}
+PINNED = {
+    "takeover-after-sigkill": [
+        ("local_edit", "D1", {"fields": ["stage"]}),
+        ("run", None, {"kill": "push:before-update:1"}),
+        ("run", None, {"kind": "clean"}),
+    ],
+    "watermark-passes-unread-edit": [
+        ("notion_edit", "D1", {"fields": ["name", "notes", "probability"], "unmapped": False}),
+        ("notion_trash", "D2", {}),
+        ("run", None, OUTAGE_MID_PULL),
+    ],
+    "watermark-passes-unread-new-page": [
+        ("new_notion", None, {}),
+        ("notion_trash", "D2", {}),
+        ("run", None, OUTAGE_MID_PULL),
+    ],
+    "ambiguous-create-recovery-base": [
+        ("new_local", None, {}),
+        ("run", None, GHOST_CREATE),
+        ("notion_edit", "D6", {"fields": ["name", "stage", "value"], "unmapped": False}),
+    ],
+    "stale-unmapped-conflict-holds-local-edit": [
+        ("notion_edit", "D1", {"fields": ["stage"], "unmapped": True}),
+        ("run", None, {"kind": "clean"}),
+        ("notion_edit", "D1", {"fields": ["stage"], "unmapped": False}),
+        ("run", None, {"kind": "clean"}),
+        ("local_edit", "D1", {"fields": ["stage"]}),
+    ],
+    "agent-revert-on-a-trashed-page": [
+        ("notion_edit", "D1", {"fields": ["probability"], "unmapped": False}),
+        ("notion_trash", "D1", {}),
+    ],
+}
+
+
+@pytest.mark.parametrize("seed", [0])
+@pytest.mark.parametrize("scenario", list(PINNED))
+def test_pinned_chaos_scenario(chaos_notion, seed, scenario):
+    world = World(seed, random.Random(seed), chaos_notion)
+    world.play_script(PINNED[scenario])
+    if world.violations:
+        pytest.fail(failure_message(world), pytrace=False)
+
+
 def failure_message(world) -> str:
     lines = [
         f"chaos seed {world.seed} on {connection.vendor}: {len(world.violations)} invariant(s) broken",

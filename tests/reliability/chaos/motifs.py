@@ -26,10 +26,14 @@ def play(world) -> bool:
 
 
 def _settled_live(world):
+    """Deals synced at the last settle point, on both sides, open to any event."""
     return [
         r
         for r in world.recs
-        if r.settled(world.phase) and not r.done and not r.archived and not r.human_locked
+        if r.settled(world.phase)
+        and not (r.done or r.archived or r.human_locked)
+        and world.deal_of(r)
+        and world.page_of(r)
     ]
 
 

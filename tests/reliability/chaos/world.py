@@ -59,12 +59,29 @@ class World:
 
     # --- The seed ----------------------------------------------------------------------
 
-    def play(self) -> None:
+    def baseline(self) -> None:
         for _ in range(BASELINE_LOCAL):
             self.new_local()
         for _ in range(BASELINE_NOTION):
             self.new_notion()
         self.settle()
+
+    def play_script(self, script) -> None:
+        """A pinned scenario: the baseline, then one phase of the given steps, each
+        ``(method name, rec key or None, kwargs)``, a clock jump before each."""
+        self.baseline()
+        self.phase = 1
+        for action, key, kwargs in script:
+            self.jump()
+            target = [self.rec(key)] if key else []
+            getattr(self, action)(*target, **kwargs)
+        self.settle()
+
+    def rec(self, key: str) -> Rec:
+        return next(r for r in self.recs if r.key == key)
+
+    def play(self) -> None:
+        self.baseline()
         for self.phase in range(1, PHASES + 1):
             for _ in range(STEPS):
                 self.jump()
