@@ -5,8 +5,12 @@ minutes), trashes and archives, restores, new deals on both sides, real ``SIGKIL
 ``crmsync_sync`` workers at random fault points, 5xx / 529 / 429 answers and ghost
 writes; then clean runs until quiet, and asserts: no duplicates; no lost agent-owned
 write; human-owned fields equal the last person's edit; shared fields equal the later
-write; trash ↔ archive; two idle runs write nothing. See ``tests/reliability/chaos/``
-(``world`` plays a seed, ``oracle`` says what must hold, ``checks`` checks it).
+write; trash ↔ archive; two idle runs write nothing; and (DESIGN §8) the run after a
+SIGKILL is not skipped. See ``tests/reliability/chaos/``: ``world`` plays a seed
+(``motifs`` and ``injection`` add the dangerous shapes and the faults), ``oracle`` says
+what must hold, ``checks`` checks it, ``runs`` starts the workers. A seed reports every
+broken invariant with its phase, field and values, then the whole event log.
+``test_pinned_chaos_scenario`` replays the shortest sequence found for each cause.
 
 - ``CRMSYNC_CHAOS_SEEDS=N`` runs seeds 0..N-1 (default 20); ``CRMSYNC_CHAOS_SEED=17``
   replays one seed. The same seed plays the same events on either database.

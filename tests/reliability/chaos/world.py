@@ -14,7 +14,7 @@ import uuid
 
 from crmsync.models import Opportunity, SyncConnection, SyncLink
 
-from . import motifs, runs
+from . import injection, motifs, runs
 from .checks import Checker
 from .fields import FIELDS, HUMAN, SHARED, fresh_value, notion_properties, owner, show, to_local
 from .oracle import LOCAL, NOTION, Rec
@@ -25,8 +25,6 @@ BASELINE_LOCAL, BASELINE_NOTION = 4, 1
 MAX_SETTLE_RUNS = 6
 T0 = dt.datetime(2026, 3, 2, 9, 0, 20, tzinfo=dt.UTC)  # seconds stay in 20..40: one minute per event
 UNMAPPED_STAGE = "On Hold"
-FAULT_STATUSES = (500, 502, 503, 504, 529, 429)
-FAULT_ENDPOINTS = ("pages.update", "pages.create", "data_sources.query", None)
 
 
 class World:
@@ -243,23 +241,17 @@ class World:
         given); ``kill`` a CRMSYNC_FAULT point; ``faults`` (shape, fail_next kwargs) pairs."""
         if kind is None and kill is None and not faults:
             kind = self.rng.choices(("clean", "kill", "faults", "kill+faults"), (1, 2, 1.5, 1))[0]
-        plans = [self.fail(shape, spec) for shape, spec in faults]
+        plans = [injection.fail(self.notion, shape, spec) for shape, spec in faults]
         if kind and "faults" in kind:
-            plans += self.inject_faults()
+            plans += injection.inject_faults(self.rng, self.notion)
         if kind and "kill" in kind:
-            kill = self.random_kill()
+            kill = injection.random_kill(self.rng)
         outcome = self.execute(kill)
         self.notion.faults.clear()
         plan = ", ".join([*plans, *([f"kill at {kill}"] if kill else [])]) or "clean"
         missed = " (kill point not reached)" if kill and outcome.status != "killed" else ""
         self.note(f"run {self.runs} ({plan}): {outcome.describe()}{missed}")
         return outcome
-
-    def random_kill(self) -> str:
-        point = self.rng.choices(runs.KILL_POINTS, (3, 1, 1, 1, 1.5, 1, 1.5))[0]
-        if point == "pull:page":  # result pages: contacts in trash, contacts, deals in trash, deals
-            return f"{point}:{self.rng.choices((1, 2, 3, 4), (1, 1, 2, 3))[0]}"
-        return f"{point}:{self.rng.randint(1, 3)}"
 
     def execute(self, fault: str | None) -> runs.Outcome:
         self.runs += 1
@@ -278,39 +270,6 @@ class World:
             return self.execute(fault)
         self.lease_left_by_kill = outcome.status == "killed"
         return outcome
-
-    def inject_faults(self) -> list[str]:
-        """One or two of: a ghost create or update (applied, then answered 5xx, once or on
-        every retry), an outage of the listing mid-pull or of the writes (more failures
-        than the adapter's retries), a short burst of 5xx / 529 / 429 anywhere."""
-        rng, plans = self.rng, []
-        for _ in range(rng.randint(1, 2)):
-            status = rng.choice(FAULT_STATUSES[:-1])  # 5xx and 529
-            shape = rng.choice(("ghost create", "ghost update", "outage mid-pull", "write outage", "burst"))
-            if shape == "ghost create":
-                spec = {"count": 1, "endpoint": "pages.create", "after": True, "skip": rng.randint(0, 2)}
-            elif shape == "ghost update":
-                spec = {"count": rng.choice((1, 6)), "endpoint": "pages.update", "after": True}
-                spec["skip"] = rng.randint(0, 4)
-            elif shape == "outage mid-pull":  # queries: contacts in trash, contacts, deals in trash, deals
-                spec = {"count": 6, "endpoint": "data_sources.query", "skip": rng.randint(1, 3)}
-            elif shape == "write outage":
-                spec = {"count": 6, "endpoint": rng.choice(("pages.create", "pages.update"))}
-                spec["skip"] = rng.randint(0, 3)
-            else:
-                status = rng.choice(FAULT_STATUSES)
-                spec = {"count": rng.randint(1, 3), "endpoint": rng.choice(FAULT_ENDPOINTS)}
-                spec["skip"] = rng.randint(0, 4)
-            plans.append(self.fail(shape, {"status": status, **spec}))
-        return plans
-
-    def fail(self, shape: str, spec: dict) -> str:
-        self.notion.fail_next(**spec)
-        ghost = " ghost" if spec.get("after") else ""
-        return (
-            f"{shape}: {spec['count']}× {spec['status']}{ghost} on {spec.get('endpoint') or 'any request'}"
-            f" after {spec.get('skip', 0)}"
-        )
 
     # --- Settle points -------------------------------------------------------------------
 
