@@ -1,0 +1,1 @@
+"""Helpers of the seeded chaos test (tests/reliability/test_chaos.py)."""
