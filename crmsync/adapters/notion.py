@@ -19,6 +19,7 @@ import email.utils
 import logging
 import random
 
+from django.utils import timezone
 from tenacity import Retrying, retry_if_exception
 
 from ..entities import ENTITIES
@@ -176,7 +177,7 @@ class NotionAdapter(CRMAdapter):
         with contextlib.suppress(TypeError, ValueError):
             self.server_time = email.utils.parsedate_to_datetime(response.headers.get("date"))
             # The Date header has whole seconds: half a second is the best guess of the rest.
-            self._clock_offset = self.server_time - dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
+            self._clock_offset = self.server_time - timezone.now() + dt.timedelta(seconds=0.5)
 
     def _before_request(self, request):
         if self.budget:
