@@ -106,6 +106,21 @@ class SyncedModel(models.Model):
         instance._sync_snapshot = instance._take_snapshot()
         return instance
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        # What was loaded is what later saves compare with (and write only what differs).
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        fresh = self._take_snapshot()
+        if fields is None:
+            self._sync_snapshot = fresh
+        else:
+            names = {
+                name for name, attname in self.tracked_attnames().items() if {name, attname} & set(fields)
+            }
+            self._sync_snapshot = {
+                **getattr(self, "_sync_snapshot", {}),
+                **{n: fresh[n] for n in names if n in fresh},
+            }
+
     def _take_snapshot(self) -> dict:
         deferred = self.get_deferred_fields()
         return {

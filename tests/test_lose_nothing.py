@@ -475,3 +475,27 @@ def test_8_a_local_value_notion_refuses_is_counted_on_the_record_not_the_page(de
     entry = OutboxEntry.objects.get(local_id=deal.pk)
     assert "qualification" in entry.last_error and entry.attempts >= 1
     assert run.errors >= 1
+
+
+@pytest.mark.parametrize("restored_by", ["staff", "person"])
+def test_12_an_agent_revert_waits_while_trashed_and_is_sent_on_restore(
+    deals_only, notion_emulator, restored_by
+):
+    deal = Opportunity.objects.create(name="Acme", probability=100)
+    clean_sync()
+    notion_emulator.human_edit(page_of(deal), {"Probability": 39})
+    notion_emulator.human_edit(page_of(deal), in_trash=True)
+    notion_emulator.reset_counters()
+    clean_sync()  # archived here; Notion refuses edits to trashed pages: no revert yet
+    deal.refresh_from_db()
+    assert deal.archived and notion_emulator.count("pages.update") == 0
+    if restored_by == "staff":
+        deal.archived = False
+        deal.save()
+    else:
+        notion_emulator.human_edit(page_of(deal), in_trash=False)
+    clean_sync()
+    deal.refresh_from_db()
+    assert not deal.archived and deal.probability == 100
+    assert notion_emulator.page_values(page_of(deal))["Probability"] == 100
+    assert not notion_emulator.pages[page_of(deal)]["in_trash"]

@@ -186,9 +186,15 @@ def commit_local(
         if result.local_writes or archive_local is not None:
             write_local(ctx, entity, instance, result.local_writes, remote.modified_at, archive_local)
         # Pushed fields keep their old base until the push succeeds (remote.send_update),
-        # so a run killed in between pushes them again.
+        # so a run killed in between pushes them again. A record staying trashed is not
+        # written to: its base is what the remote holds, so the push follows a restore.
+        stays_trashed = remote.archived and (instance.archived if archive_local is None else archive_local)
+        held_back = {
+            k: remote.values[k] for k in result.remote_writes if stays_trashed and k in remote.values
+        }
         base = {k: v for k, v in result.base.items() if k not in result.remote_writes}
-        link.base = {**base, **{k: link.base[k] for k in result.remote_writes if k in link.base}}
+        kept = {k: link.base[k] for k in result.remote_writes if k in link.base}
+        link.base = {**base, **kept, **held_back}
         link.remote_modified_at = remote.modified_at
         link.remote_archived = remote.archived
         link.save(update_fields=["base", "remote_modified_at", "remote_archived", "updated_at"])

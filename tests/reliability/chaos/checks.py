@@ -85,9 +85,9 @@ class Checker:
         world = self.world
         local, remote = local_values(deal), page_values(page["values"])
         for field, (value, why) in rec.expect().items():
-            edited_then_trashed = rec.trashed_by_person and any(
-                w.side == "notion" and w.field == field for w in rec.writes
-            )
+            edited_then_trashed = (
+                rec.trashed_by_person and any(w.side == "notion" and w.field == field for w in rec.writes)
+            ) or (field in rec.reverts_waiting and rec.want_archived())
             if owner(field) == AGENT and edited_then_trashed:
                 # A person edited it, then trashed the page: Notion refuses edits to trashed
                 # pages, and DESIGN does not say the revert waits for a restore. Local only.

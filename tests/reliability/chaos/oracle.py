@@ -54,6 +54,9 @@ class Rec:
     human_locked: bool = False  # see the module docstring
     unmapped_stage: bool = False  # the person's last Stage is an option the mapping lacks
     trashed_by_person: bool = False
+    # Agent fields a person edited before trashing the page, while it stays trashed:
+    # Notion refuses edits to trashed pages, so the revert waits for a restore.
+    reverts_waiting: set = dataclasses.field(default_factory=set)
     used: dict = dataclasses.field(default_factory=dict)  # field -> values seen in this phase
     # What a broken invariant left (field -> local value, "archived" -> flag): later phases
     # go on from there instead of reporting the same break again.
@@ -115,6 +118,10 @@ class Rec:
         self.archived = self.adopted.pop("archived", self.archived)
         self.expected.update(self.adopted)
         self.adopted = {}
+        if self.archived and self.trashed_by_person:
+            self.reverts_waiting |= {w.field for w in self.writes if w.side == "notion"}
+        elif not self.archived:
+            self.reverts_waiting = set()
         self.writes, self.wants_archived, self.human_locked = [], None, False
         self.unmapped_stage = self.trashed_by_person = False
         self.used = {field: {value} for field, value in self.expected.items()}
