@@ -116,6 +116,21 @@ def fit_remote_values(entity: EntitySpec, values: dict) -> tuple[dict, dict[str,
     return fitted, invalid
 
 
+UNTITLED = "Untitled"
+
+
+def is_required(entity: EntitySpec, name: str) -> bool:
+    """Whether a record cannot exist without a usable value of this field (no default,
+    not nullable, not blank): a new remote record whose value it refuses is not imported."""
+    if name not in entity.field_names or (entity.name, name) in (
+        ("deal", "contact"),
+        ("activity", "opportunity"),
+    ):
+        return False
+    field = entity.get_model()._meta.get_field(name)
+    return not field.null and not field.blank and not field.has_default()
+
+
 def _is_plain(value) -> bool:
     return value is None or isinstance(value, str | int | float | Decimal | list | tuple)
 
@@ -131,8 +146,10 @@ def _fit(entity: EntitySpec, name: str, value):
         return value
     field = entity.get_model()._meta.get_field(name)
     if value is None and not field.null:
-        default = field.get_default() if field.has_default() else ""
-        return normal_form(kind, default)
+        if field.has_default():
+            return normal_form(kind, field.get_default())
+        # A required text without default (a title): what Notion shows for an empty one.
+        return normal_form(kind, UNTITLED if not field.blank else "")
     if value is None:
         return None
     try:
@@ -150,8 +167,8 @@ def _fit(entity: EntitySpec, name: str, value):
     if isinstance(python, str) and "\x00" in python:
         raise MappingError(f"{name}: the text contains a NUL character", field=name)
     if kind == "tags":
-        if not all(isinstance(tag, str) for tag in python) or any("," in tag for tag in python):
-            raise MappingError(f"{name}: tags must be strings without commas", field=name)
+        if not all(isinstance(tag, str) and "," not in tag and "\x00" not in tag for tag in python):
+            raise MappingError(f"{name}: tags must be strings without commas or NUL characters", field=name)
     else:
         checked = int(python) if isinstance(field, models.IntegerField) else python
         if field.choices and checked not in {choice for choice, _ in field.flatchoices}:

@@ -574,3 +574,26 @@ def test_quarantined_remote_records_are_listed_and_dismissed_with_the_sync_permi
     assert viewer.post(f"/api/v1/quarantined-pages/{held.pk}/dismiss/").status_code == 403
     assert agent.post(f"/api/v1/quarantined-pages/{held.pk}/dismiss/").status_code == 204
     assert not QuarantinedPage.objects.exists()
+
+
+def test_the_same_tags_in_another_order_are_no_edit_of_a_crm_owned_field(agent, settings, notion_emulator):
+    from crmsync.models import SyncLink
+    from crmsync.testing.pytest_plugin import notion_options
+
+    settings.CRMSYNC = {
+        "CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": notion_options(notion_emulator)}}
+    }
+    deal = Opportunity.objects.create(name="Acme", tags=["a", "b"])
+    SyncLink.objects.create(connection="notion", entity="deal", local_id=deal.pk, remote_id="p", base={})
+    response = agent.patch(f"{URL}{deal.pk}/", {"tags": ["b", "a"]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert agent.patch(f"{URL}{deal.pk}/", {"tags": ["c"]}, format="json").status_code == 400
+
+
+def test_a_deal_is_restored_through_the_api(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    assert agent.delete(f"{URL}{deal.pk}/").status_code == 204
+    response = agent.patch(f"{URL}{deal.pk}/", {"archived": False}, format="json")
+    assert response.status_code == 200 and response.json()["archived"] is False
+    deal.refresh_from_db()
+    assert not deal.archived

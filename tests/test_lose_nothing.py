@@ -499,3 +499,86 @@ def test_12_an_agent_revert_waits_while_trashed_and_is_sent_on_restore(
     assert not deal.archived and deal.probability == 100
     assert notion_emulator.page_values(page_of(deal))["Probability"] == 100
     assert not notion_emulator.pages[page_of(deal)]["in_trash"]
+
+
+# Found by the adversarial pass -----------------------------------------------------
+
+
+@pytest.mark.parametrize("title", ["bad \x00 title", "t" * 256])
+def test_a_new_page_whose_title_the_model_refuses_is_held_not_imported_blank(
+    deals_only, notion_emulator, title
+):
+    page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": title})
+    runs = [sync(), sync()]
+    assert not Opportunity.objects.exists()  # no row its validators refuse
+    assert QuarantinedPage.objects.get().remote_id == page
+    assert [run.errors for run in runs] == [1, 1]  # one try, one error a run
+    notion_emulator.human_edit(page, {"Name": "Fixed"})
+    clean_sync()
+    Opportunity.objects.get(name="Fixed").full_clean()
+    assert not QuarantinedPage.objects.exists()
+
+
+def test_an_untitled_page_imports_as_untitled_and_is_not_echoed(deals_only, notion_emulator):
+    page = notion_emulator.human_create(deal_source(notion_emulator), {"Stage": "Proposal"})
+    clean_sync()
+    deal = Opportunity.objects.get()
+    assert deal.name == "Untitled"
+    deal.full_clean()
+    notion_emulator.reset_counters()
+    clean_sync()
+    assert notion_emulator.writes() == 0 and notion_emulator.page_values(page)["Name"] == ""
+
+
+def test_a_duplicate_of_a_contact_page_is_held_never_dropped(notion_settings, notion_emulator):
+    contacts = notion_emulator.ids["contact_source"]
+    contact = Contact.objects.create(name="Ada", email="ada@example.com")
+    clean_sync()
+    original = notion_emulator.page_values(page_of(contact, "contact"))
+    copy = notion_emulator.human_create(contacts, original)  # Notion's "Duplicate": same email
+    for _ in range(3):
+        run = sync()
+    held = QuarantinedPage.objects.get()
+    assert held.remote_id == copy and "email" in held.error.lower()
+    assert run.quarantined == 1 and run.errors == 1
+
+
+def test_an_agent_field_set_to_an_unusable_value_in_notion_is_reverted(deals_only, notion_emulator):
+    deal = Opportunity.objects.create(name="Acme", probability=40, qualification="ok")
+    clean_sync()
+    notion_emulator.human_edit(page_of(deal), {"Probability": 500, "Qualification": "bad \x00"})
+    clean_sync()
+    values = notion_emulator.page_values(page_of(deal))
+    assert (values["Probability"], values["Qualification"]) == (40, "ok")
+    deal.refresh_from_db()
+    assert (deal.probability, deal.qualification) == (40, "ok")
+    assert not Conflict.objects.filter(status=ConflictStatus.OPEN).exists()
+    assert Conflict.objects.filter(reason__startswith="agent-owned").count() == 2
+
+
+def test_a_nul_inside_a_tag_is_an_invalid_value_not_a_lost_page(deals_only, notion_emulator):
+    page = notion_emulator.human_create(
+        deal_source(notion_emulator), {"Name": "Acme", "Tags": ["ok", "b\x00d"]}
+    )
+    clean_sync()
+    deal = Opportunity.objects.get()
+    assert deal.tags == [] and deal.name == "Acme"
+    assert Conflict.objects.get(status=ConflictStatus.OPEN).field == "tags"
+    assert SyncLink.objects.get().remote_id == page
+
+
+def test_resolutions_refuse_unusable_remote_values_and_empty_required_fields(deals_only, notion_emulator):
+    deal = Opportunity.objects.create(name="Acme")
+    clean_sync()
+    notion_emulator.human_edit(page_of(deal), {"Value": 5e20})
+    clean_sync()
+    invalid = Conflict.objects.get(status=ConflictStatus.OPEN, field="value")
+    with pytest.raises(MappingError):
+        resolve_conflict(invalid, "take_remote")
+    for empty in (None, ""):
+        with pytest.raises(MappingError, match="cannot be empty"):
+            resolve_conflict(invalid, "value", value=empty)
+    resolve_conflict(invalid, "value", value="99.5")
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.value == Decimal("99.5") and notion_emulator.page_values(page_of(deal))["Value"] == 99.5

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from .. import rules
 from ..choices import Owner
+from ..entities import normal_form
 from ..models import Activity, Conflict, Contact, Opportunity, QuarantinedPage, SyncRun
 from ..sync.engine import Resolution
 from ..sync.ownership import crm_owned_fields
@@ -36,8 +37,13 @@ class SyncedModelSerializer(serializers.ModelSerializer):
         attrs = super().validate(attrs)
         if self.instance is not None:
             errors = {}
+            entity = self.instance.entity()
             for field, alias in crm_owned_fields(self.instance).items():
-                if field in attrs and attrs[field] != getattr(self.instance, field):
+                kind = entity.field(field).kind
+                # Compared in the normal form: the same tags in another order are no change.
+                if field in attrs and normal_form(kind, attrs[field]) != normal_form(
+                    kind, getattr(self.instance, field)
+                ):
                     errors[field] = (
                         f"{field} is owned by the CRM (owner: human) on connection {alias!r}: "
                         "change it in the CRM; a local edit would be replaced."
@@ -74,7 +80,8 @@ class ContactSerializer(SyncedModelSerializer):
     class Meta:
         model = Contact
         fields = ["id", "name", "email", "phone", "company", "title", "archived", "created_at", "updated_at"]
-        read_only_fields = ["id", "archived", "created_at", "updated_at"]
+        # archived: false restores (DELETE archives); the sync restores the CRM's record too.
+        read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_email(self, value):
         value = (value or "").strip() or None
@@ -119,7 +126,7 @@ class OpportunitySerializer(SyncedModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "archived", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {"value": {"coerce_to_string": True}, "confidence": {"coerce_to_string": True}}
 
     def validate_tags(self, tags):

@@ -12,7 +12,7 @@ import datetime as dt
 from django.utils import timezone
 
 from ..adapters.base import RemoteRecord, Unmapped
-from ..choices import Winner
+from ..choices import Owner, Winner
 from ..clock import remote_now
 from ..entities import ENTITIES
 from ..exceptions import AdapterError, CrmSyncError, MappingError, TransientAdapterError
@@ -83,6 +83,12 @@ def read_remote(
     invalid = {name: (plain[name], problem) for name, problem in problems.items()}
     values = {**plain, **{k: v for k, v in fitted.items() if k not in invalid}}
     values = {k: v for k, v in values.items() if k not in invalid}
+    # An agent-owned field the local side cannot take the remote value of is reverted
+    # like any remote edit of it (DESIGN §2): the merge sees the raw value as a change.
+    owners = ctx.owners(entity)
+    for name in [n for n in (*unmapped, *invalid) if owners.get(n) == Owner.AGENT]:
+        raw = unmapped.pop(name).raw if name in unmapped else invalid.pop(name)[0]
+        values[name] = str(raw)
     missing = (record.sync_id or "") != str(instance.pk)
     return RemoteSide(values, record.archived, record.modified_at, unmapped, invalid, missing)
 

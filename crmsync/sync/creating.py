@@ -7,7 +7,7 @@ from ..entities import ENTITIES
 from ..exceptions import AdapterError, LeaseLost, MappingError, TransientAdapterError
 from ..models import SyncLink
 from ..outbox import applying_remote_changes, mark_dirty
-from ..records import apply_values, fit_remote_values, local_values
+from ..records import apply_values, fit_remote_values, is_required, local_values
 from . import conflicts, faults, quarantine
 from .context import RunContext
 from .remote import send_update
@@ -78,6 +78,11 @@ def prepare_local(ctx: RunContext, entity: str, record: RemoteRecord) -> Prepare
     plain = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped) and k not in blocked}
     unmapped = {k: v for k, v in record.values.items() if isinstance(v, Unmapped) and k not in blocked}
     fitted, problems = fit_remote_values(spec, plain)
+    required = [problem for name, problem in problems.items() if is_required(spec, name)]
+    if required:
+        # No local row is ever created with a value its validators refuse (DESIGN §7):
+        # held in quarantine, the record imports once it is fixed in the CRM.
+        raise MappingError(f"cannot be imported: {'; '.join(required)}")
     values = {k: v for k, v in fitted.items() if k not in problems}
     instance = spec.get_model()()
     with applying_remote_changes(ctx.alias):

@@ -13,20 +13,20 @@ from .creating import create_locals
 
 
 def link_or_queue(ctx: RunContext, entity: str, record: RemoteRecord, instances: dict, new: list) -> bool:
-    """Link an unlinked remote record to its local record and merge them (True), or
-    queue it in ``new`` to be created locally (False)."""
+    """Link an unlinked remote record to its local record and merge them, or make it a
+    record of its own (True when it applied: a copy the database refuses is quarantined,
+    False), or queue it in ``new`` to be created locally (False)."""
     sync_id = sync_uuid(record.sync_id)
     instance = instances.get(sync_id) if sync_id else None
     if instance is not None:
         existing = SyncLink.objects.filter(connection=ctx.alias, entity=entity, local_id=instance.pk).first()
         if existing is None:
-            relink(ctx, entity, instance, record)
-        elif existing.remote_id == record.remote_id:
+            return relink(ctx, entity, instance, record)
+        if existing.remote_id == record.remote_id:
             merge_linked(ctx, entity, record, existing, instance)  # linked earlier in this page
-        else:
-            # Notion's "Duplicate" copies the CRM Sync ID: the copy becomes its own record.
-            create_locals(ctx, entity, [record], duplicate_of=instance)
-        return True
+            return True
+        # Notion's "Duplicate" copies the CRM Sync ID: the copy becomes its own record.
+        return record.remote_id in create_locals(ctx, entity, [record], duplicate_of=instance)
     if record.archived:
         return True  # a trashed record we never knew: nothing to archive
     match = find_match(ctx, entity, record)
@@ -39,7 +39,7 @@ def link_or_queue(ctx: RunContext, entity: str, record: RemoteRecord, instances:
     return False
 
 
-def relink(ctx: RunContext, entity: str, instance, record: RemoteRecord) -> None:
+def relink(ctx: RunContext, entity: str, instance, record: RemoteRecord) -> bool:
     """A remote record carrying the sync id of an unlinked local record: our own create
     whose answer was lost. The oldest record with that id is the original (the others
     are copies); it is linked with the values our create sent as base (DESIGN §8), so a
@@ -60,7 +60,8 @@ def relink(ctx: RunContext, entity: str, instance, record: RemoteRecord) -> None
         OutboxEntry.objects.filter(pk=entry.pk).update(create_sent_at=None, create_values=None)
     merge_linked(ctx, entity, original, link, instance)
     if original.remote_id != record.remote_id:
-        create_locals(ctx, entity, [record], duplicate_of=instance)
+        return record.remote_id in create_locals(ctx, entity, [record], duplicate_of=instance)
+    return True
 
 
 def find_match(ctx: RunContext, entity: str, record: RemoteRecord):

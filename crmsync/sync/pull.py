@@ -10,6 +10,7 @@ to a record it has already passed is read by the next incremental listing.
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 
 from django.utils import timezone
 
@@ -33,7 +34,7 @@ def pull(ctx: RunContext, entity: str) -> None:
     faults.point(f"pull:start:{entity}")
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.alias, entity=entity)
     ctx.pull_started[entity] = timezone.now()
-    reread_quarantined(ctx, entity)
+    reread = set(reread_quarantined(ctx, entity))
     full = not cursor.full_pull_done
     if full:
         listing = ctx.adapter.iter_changes(
@@ -50,7 +51,7 @@ def pull(ctx: RunContext, entity: str) -> None:
         as_of = as_of or page.as_of or began
         if full and cursor.full_pull_started_at is None:
             cursor.full_pull_started_at = as_of
-        apply_records(ctx, entity, page.records)
+        apply_records(ctx, entity, page.records, skip=reread)
         if page.checkpoint is not None:
             if full:
                 cursor.full_pull_after = page.checkpoint
@@ -70,11 +71,13 @@ def pull(ctx: RunContext, entity: str) -> None:
         cursor.save()
 
 
-def reread_quarantined(ctx: RunContext, entity: str) -> None:
-    """Read the held remote records again; those that apply leave quarantine."""
-    for remote_id in quarantine.held_remote_ids(ctx, entity):
+def reread_quarantined(ctx: RunContext, entity: str) -> list[str]:
+    """Read the held remote records again; those that apply leave quarantine. Returns
+    their ids: the listing that follows leaves them alone (one try, one error a run)."""
+    held = quarantine.held_remote_ids(ctx, entity)
+    for remote_id in held:
         if ctx.out_of_time():
-            return
+            break
         try:
             record = ctx.adapter.get(entity, remote_id)
         except RUN_FAILURES:
@@ -83,10 +86,14 @@ def reread_quarantined(ctx: RunContext, entity: str) -> None:
             quarantine.fail_remote(ctx, entity, remote_id, err)
             continue
         apply_records(ctx, entity, [record])
+    return held
 
 
-def apply_records(ctx: RunContext, entity: str, records: list[RemoteRecord]) -> None:
+def apply_records(
+    ctx: RunContext, entity: str, records: list[RemoteRecord], *, skip: Collection[str] = ()
+) -> None:
     """Merge one page of remote records; a record that fails is quarantined, the others go on."""
+    records = [record for record in records if record.remote_id not in skip]
     if not records:
         return
     model = ENTITIES[entity].get_model()

@@ -9,6 +9,7 @@ from ..exceptions import MappingError
 from ..models import Conflict, SyncLink
 from ..outbox import mark_dirty
 from ..records import apply_values, fit_remote_values, local_values
+from .conflicts import INVALID
 
 
 class Resolution:
@@ -40,6 +41,9 @@ def resolution_value(entity: EntitySpec, field: str, value):
         raise MappingError(f"{field}: expected a {kind} value, got {type(value).__name__}", field=field)
     if isinstance(value, list) and not all(isinstance(tag, str) for tag in value):
         raise MappingError(f"{field}: tags must be a list of strings", field=field)
+    model_field = entity.get_model()._meta.get_field(field)
+    if value in (None, "", []) and not getattr(model_field, "null", True) and not model_field.blank:
+        raise MappingError(f"{field}: this field cannot be empty", field=field)
     fitted, invalid = fit_remote_values(entity, {field: value})
     if field in invalid:
         raise MappingError(invalid[field], field=field)
@@ -72,6 +76,8 @@ def resolve_conflict(conflict: Conflict, choice: str, *, value=None, user=None) 
     if choice == Resolution.KEEP_LOCAL:
         target = local_values(instance)[field]
     elif choice == Resolution.TAKE_REMOTE:
+        if conflict.reason.startswith(INVALID):
+            raise MappingError(f"{field}: the remote value is not one this field can hold", field=field)
         target = resolution_value(entity, field, conflict.remote_value)
     else:
         target = resolution_value(entity, field, value)
