@@ -3,8 +3,8 @@ and steerable (conflicts, field ownership, runs, connection health)."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import BooleanField, Exists, OuterRef, Q, Value
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -28,10 +28,11 @@ from .models import (
     SyncConnection,
     SyncLink,
     SyncRun,
+    open_first_ordering,
 )
 from .registry import connections
 from .sync.engine import Resolution, resolve_conflict
-from .sync.ownership import crm_owned_fields, ensure_rows
+from .sync.ownership import crm_owned_fields, ensure_rows, sync_links
 
 # --- The pipeline ------------------------------------------------------------------------
 
@@ -77,15 +78,27 @@ class ArchiveInsteadOfDeleteMixin(admin.ModelAdmin):
 
 
 def with_sync_state(queryset, entity: str):
-    """Annotate each record's sync state with four EXISTS subqueries (no N+1)."""
+    """Annotate each record's sync state with four EXISTS subqueries (no N+1).
+
+    Each subquery names the configured connections, so it is one probe of the index
+    that leads with the connection (unique link, outbox entry, open conflict) per row,
+    never a scan of every link of every connection."""
+    aliases = list(app_settings.CONNECTIONS)
+    if not aliases:
+        none = Value(False, output_field=BooleanField())
+        return queryset.annotate(
+            sync_linked=none, sync_pending=none, sync_quarantined=none, sync_conflict=none
+        )
     pk = OuterRef("pk")
-    outbox = OutboxEntry.objects.filter(entity=entity, local_id=pk)
+    outbox = OutboxEntry.objects.filter(connection__in=aliases, entity=entity, local_id=pk)
     return queryset.annotate(
-        sync_linked=Exists(SyncLink.objects.filter(entity=entity, local_id=pk)),
+        sync_linked=Exists(SyncLink.objects.filter(connection__in=aliases, entity=entity, local_id=pk)),
         sync_pending=Exists(outbox.filter(quarantined=False)),
         sync_quarantined=Exists(outbox.filter(quarantined=True)),
         sync_conflict=Exists(
-            Conflict.objects.filter(entity=entity, object_id=pk, status=ConflictStatus.OPEN)
+            Conflict.objects.filter(
+                connection__in=aliases, entity=entity, object_id=pk, status=ConflictStatus.OPEN
+            )
         ),
     )
 
@@ -130,6 +143,18 @@ class SyncStateMixin:
     def get_queryset(self, request):
         return with_sync_state(super().get_queryset(request), self.model.entity_name)
 
+    def get_object(self, request, object_id, from_field=None):
+        # The change page shows no sync column: fetch the record without the four
+        # subqueries (its links are read once, by ``sync_links``).
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        model = queryset.model
+        field = model._meta.pk if from_field is None else model._meta.get_field(from_field)
+        try:
+            object_id = field.to_python(object_id)
+            return queryset.get(**{field.name: object_id})
+        except (model.DoesNotExist, ValidationError, ValueError):
+            return None
+
     @admin.display(description="sync")
     def sync_status(self, obj):
         state = sync_state(obj)
@@ -138,7 +163,7 @@ class SyncStateMixin:
     @admin.display(description="in the CRM")
     def remote_links(self, obj):
         links = []
-        for link in SyncLink.objects.filter(entity=self.model.entity_name, local_id=obj.pk):
+        for link in sync_links(obj):
             try:
                 url = connections[link.connection].remote_url(link.entity, link.remote_id)
             except ConfigurationError:
@@ -275,9 +300,10 @@ class ConflictAdmin(admin.ModelAdmin):
     change_form_template = "admin/crmsync/conflict/change_form.html"
     readonly_fields = [field.name for field in Conflict._meta.fields if field.name != "id"]
 
-    def get_queryset(self, request):
-        # Open conflicts first.
-        return super().get_queryset(request).open_first()
+    def get_ordering(self, request):
+        # Open conflicts first: the changelist puts this before the model's default
+        # ordering (a queryset's order_by would only come after it).
+        return open_first_ordering()
 
     def has_add_permission(self, request):
         return False

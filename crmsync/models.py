@@ -449,10 +449,16 @@ class FieldOwnership(models.Model):
         validate_ownership(self.connection, self.entity, self.field)
 
 
+def open_first_ordering() -> list:
+    """Open conflicts first, newest first within each status (the admin's changelist and
+    the API both order by this)."""
+    return [Case(When(status=ConflictStatus.OPEN, then=0), default=1).asc(), "-created_at", "-pk"]
+
+
 class ConflictQuerySet(models.QuerySet):
     def open_first(self):
         """Open conflicts first, newest first within each status."""
-        return self.order_by(Case(When(status=ConflictStatus.OPEN, then=0), default=1), "-created_at")
+        return self.order_by(*open_first_ordering())
 
 
 class Conflict(models.Model):
