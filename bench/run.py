@@ -23,6 +23,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
+# The rate budget on (its shared row updated per request) at a rate no run waits for.
+BUDGET_ON_RPS = 100_000
 FULL = {
     "new": 1000,
     "local": 300,
@@ -55,6 +57,8 @@ TARGETS = {
     "idle_time_ratio": ("≤ 1.5", lambda r: r["idle_time_ratio"] <= 1.5),
     "cpu_ms_per_pushed": ("≤ 2 ms", lambda r: r["cpu_ms_per_pushed"] <= 2),
     "cpu_ms_per_pulled": ("≤ 2 ms", lambda r: r["cpu_ms_per_pulled"] <= 2),
+    "push_cpu_floor_ratio": ("≤ 1.5 × the SDK", lambda r: r["push_cpu_floor_ratio"] <= 1.5),
+    "pull_cpu_floor_ratio": ("≤ 1.5 × the SDK", lambda r: r["pull_cpu_floor_ratio"] <= 1.5),
     "memory_ratio": ("≤ 1.3", lambda r: r["memory_ratio"] <= 1.3),
     "api_p50_ratio": ("≤ 1.1", lambda r: r["api_p50_ratio"] <= 1.1),
     "api_p95_ratio": ("≤ 1.1", lambda r: r["api_p95_ratio"] <= 1.1),
@@ -324,6 +328,51 @@ def client_floor(emulator, count) -> float:
     return elapsed * 1000 / count
 
 
+def client_pull_floor(emulator, count) -> float:
+    """CPU ms per page of a bare notion-client pull: query the data source 100 pages at a
+    time and write each page's CRM Sync ID back once (what a pull of new pages must do)."""
+    import notion_client
+
+    client = notion_client.Client(auth=TOKEN, base_url=emulator.url)
+    started = time.process_time()
+    seen, cursor = 0, None
+    while seen < count:
+        kwargs = {"page_size": 100, **({"start_cursor": cursor} if cursor else {})}
+        answer = client.data_sources.query(emulator.source, **kwargs)
+        for page in answer["results"][: count - seen]:
+            client.pages.update(
+                page["id"],
+                properties={"CRM Sync ID": {"rich_text": [{"text": {"content": page["id"]}}]}},
+            )
+            seen += 1
+        if not answer.get("has_more"):
+            break
+        cursor = answer["next_cursor"]
+    elapsed = time.process_time() - started
+    client.close()
+    return elapsed * 1000 / max(1, seen)
+
+
+class StatementCounter:
+    """Counts SQL statements sent on the default connection (a wrapper, not the debug
+    cursor: it stores nothing, so it barely moves the CPU time it sits in)."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        self.count = 0
+        self._wrapper = connection.execute_wrapper(self)
+        self._wrapper.__enter__()
+        return self
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    def __exit__(self, *exc):
+        self._wrapper.__exit__(*exc)
+
+
 def measure_scaling(sizes):
     """Idle cycles at two sizes, CPU per pushed and pulled record, and the API's list cost."""
     small, big = sizes["idle"]
@@ -332,12 +381,16 @@ def measure_scaling(sizes):
         fresh_tables()
         emulator = Emulator()
         try:
-            configure(emulator)
+            # The rate budget on, as users run it (its UPDATE per request included), at a
+            # rate that never makes the run wait.
+            configure(emulator, rps=BUDGET_ON_RPS)
             make_deals(count)
             cpu = time.process_time()
-            sync_until_done()
+            with StatementCounter() as statements:
+                sync_until_done()
             if count == big:
                 results["cpu_ms_per_pushed"] = (time.process_time() - cpu) * 1000 / count
+                results["sql_per_pushed"] = statements.count / count
             emulator.advance(300)
             sync_until_done()  # re-reads the echoes of the creates once
             results[f"idle_{count}"] = idle_cycle()
@@ -345,9 +398,12 @@ def measure_scaling(sizes):
             if count == big:
                 emulator.create_pages(sizes["pull"])
                 cpu = time.process_time()
-                sync_until_done()
+                with StatementCounter() as statements:
+                    sync_until_done()
                 results["cpu_ms_per_pulled"] = (time.process_time() - cpu) * 1000 / sizes["pull"]
+                results["sql_per_pulled"] = statements.count / sizes["pull"]
                 results["client_ms_per_create"] = client_floor(emulator, sizes["floor"])
+                results["client_ms_per_pulled"] = client_pull_floor(emulator, sizes["floor"])
         finally:
             emulator.stop()
     (t_small, cpu_small, q_small), (t_big, cpu_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
@@ -360,6 +416,12 @@ def measure_scaling(sizes):
         "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
         "client_ms_per_create": results["client_ms_per_create"],
         "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
+        "push_cpu_floor_ratio": results["cpu_ms_per_pushed"] / results["client_ms_per_create"],
+        "pull_cpu_floor_ratio": results["cpu_ms_per_pulled"] / results["client_ms_per_pulled"],
+        "push_cpu": f"{results['cpu_ms_per_pushed']:.2f} vs floor {results['client_ms_per_create']:.2f} ms; "
+        f"SQL per record {results['sql_per_pushed']:.2f}",
+        "pull_cpu": f"{results['cpu_ms_per_pulled']:.2f} vs floor {results['client_ms_per_pulled']:.2f} ms; "
+        f"SQL per record {results['sql_per_pulled']:.2f}",
         "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],
         "api_p95_ratio": latency["crmsync"][1] / latency["plain"][1],
         "api_ms": "p50 {:.1f} vs {:.1f}, p95 {:.1f} vs {:.1f}".format(
@@ -383,17 +445,17 @@ def measure_memory(sizes, database_url):
             env = env_for(emulator, database_url)
             peak = 0
             for _ in range(20):
-                process = subprocess.Popen(
-                    [sys.executable, "manage.py", "crmsync_sync", "--json"],
+                # The child's own peak (bench/peak.py reads its VmHWM before it exits).
+                output = subprocess.run(
+                    [sys.executable, "bench/peak.py", "crmsync_sync", "--json"],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.PIPE,
                     text=True,
-                )
-                output = process.stdout.read()
-                _, _status, usage = os.wait4(process.pid, 0)
-                peak = max(peak, usage.ru_maxrss)
-                if json.loads(output.splitlines()[-1])["status"] != "partial":
+                    check=True,
+                ).stdout.splitlines()
+                peak = max(peak, json.loads(output[-1])["peak_kb"])
+                if json.loads(output[-2])["status"] != "partial":
                     break
         finally:
             emulator.stop()
@@ -456,7 +518,26 @@ def measure_freshness(database_url):
     return {"freshness_s": freshness, "freshness_bound_s": 60 + cycle}
 
 
-MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness")
+# --- Scale (issue 15): admin pages, API filters and the idle cycle at 1k / 10k / 100k deals
+
+
+def measure_scale(smoke):
+    """See bench/scale.py; the emulator only answers the idle cycle's queries."""
+    from django.utils import timezone
+
+    from bench import scale
+
+    fresh_tables()
+    emulator = Emulator()
+    try:
+        configure(emulator)
+        return scale.measure_scale(smoke, "notion", timezone.now)
+    finally:
+        emulator.stop()
+        fresh_tables()
+
+
+MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness", "scale")
 
 
 def child(backend, smoke, only):
@@ -474,6 +555,7 @@ def child(backend, smoke, only):
         "scaling": lambda: measure_scaling(sizes),
         "memory": lambda: measure_memory(sizes, database_url),
         "freshness": lambda: measure_freshness(database_url),  # the real 60 s schedule, at any size
+        "scale": lambda: measure_scale(smoke),
     }
     results = {"backend": backend}
     for name in only:
@@ -543,6 +625,8 @@ def table(results: list[dict]) -> str:
         "idle_query_ratio": "idle_queries",
         "idle_time_ratio": "idle_ms",
         "cpu_ms_per_pushed": "client_ms_per_create",
+        "push_cpu_floor_ratio": "push_cpu",
+        "pull_cpu_floor_ratio": "pull_cpu",
         "memory_ratio": "peak_rss_mb",
         "api_p50_ratio": "api_ms",
         "api_query_growth": "api_queries",
@@ -561,6 +645,9 @@ def table(results: list[dict]) -> str:
                 cell += f" ({details[key].replace('_', ' ')}: {fmt(r[details[key]])})"
             cells.append(cell)
         lines.append(f"| {key.replace('_', ' ')} | {target} | " + " | ".join(cells) + " |")
+    from bench.scale import scale_rows
+
+    lines.extend(scale_rows(results))
     return "\n".join(lines)
 
 

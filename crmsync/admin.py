@@ -3,7 +3,8 @@ and steerable (conflicts, field ownership, runs, connection health)."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, Exists, OuterRef, Q, Value
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -77,30 +78,61 @@ class ArchiveInsteadOfDeleteMixin(admin.ModelAdmin):
         self._set_archived(request, queryset, False)
 
 
-def with_sync_state(queryset, entity: str):
-    """Annotate each record's sync state with four EXISTS subqueries (no N+1).
+SYNC_FLAGS = ("sync_linked", "sync_pending", "sync_quarantined", "sync_conflict")
 
-    Each subquery names the configured connections, so it is one probe of the index
-    that leads with the connection (unique link, outbox entry, open conflict) per row,
-    never a scan of every link of every connection."""
+
+def sync_state_subqueries(entity: str) -> dict:
+    """The four EXISTS subqueries of a record's sync state, by flag name.
+
+    Each names the configured connections, so it is one probe of the index that leads
+    with the connection (unique link, outbox entry, open conflict) per row, never a scan
+    of every link of every connection."""
     aliases = list(app_settings.CONNECTIONS)
     if not aliases:
-        none = Value(False, output_field=BooleanField())
-        return queryset.annotate(
-            sync_linked=none, sync_pending=none, sync_quarantined=none, sync_conflict=none
-        )
+        return dict.fromkeys(SYNC_FLAGS, Value(False, output_field=BooleanField()))
     pk = OuterRef("pk")
     outbox = OutboxEntry.objects.filter(connection__in=aliases, entity=entity, local_id=pk)
-    return queryset.annotate(
-        sync_linked=Exists(SyncLink.objects.filter(connection__in=aliases, entity=entity, local_id=pk)),
-        sync_pending=Exists(outbox.filter(quarantined=False)),
-        sync_quarantined=Exists(outbox.filter(quarantined=True)),
-        sync_conflict=Exists(
+    return {
+        "sync_linked": Exists(SyncLink.objects.filter(connection__in=aliases, entity=entity, local_id=pk)),
+        "sync_pending": Exists(outbox.filter(quarantined=False)),
+        "sync_quarantined": Exists(outbox.filter(quarantined=True)),
+        "sync_conflict": Exists(
             Conflict.objects.filter(
                 connection__in=aliases, entity=entity, object_id=pk, status=ConflictStatus.OPEN
             )
         ),
+    }
+
+
+def with_sync_state(queryset, entity: str):
+    """The sync state as aliases: filterable (the "sync" filter), never selected. A
+    subquery in the SELECT list is evaluated, or hashed over every link (PostgreSQL),
+    before LIMIT applies; the page's states are read by ``attach_sync_state``."""
+    return queryset.alias(**sync_state_subqueries(entity))
+
+
+def attach_sync_state(objects: list, entity: str) -> None:
+    """Set the four sync flags on a page of records, in one query over their ids."""
+    if not objects:
+        return
+    model = type(objects[0])
+    rows = (
+        model._default_manager.filter(pk__in=[obj.pk for obj in objects])
+        .order_by()
+        .annotate(**sync_state_subqueries(entity))
+        .values_list("pk", *SYNC_FLAGS)
     )
+    flags = {pk: values for pk, *values in rows}
+    for obj in objects:
+        for name, value in zip(SYNC_FLAGS, flags.get(obj.pk, (False,) * 4), strict=True):
+            setattr(obj, name, value)
+
+
+class SyncStateChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # Evaluates the page (the template iterates the same, now cached, queryset).
+        attach_sync_state(list(self.result_list), self.model.entity_name)
 
 
 SYNC_STATES = {
@@ -143,17 +175,8 @@ class SyncStateMixin:
     def get_queryset(self, request):
         return with_sync_state(super().get_queryset(request), self.model.entity_name)
 
-    def get_object(self, request, object_id, from_field=None):
-        # The change page shows no sync column: fetch the record without the four
-        # subqueries (its links are read once, by ``sync_links``).
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        model = queryset.model
-        field = model._meta.pk if from_field is None else model._meta.get_field(from_field)
-        try:
-            object_id = field.to_python(object_id)
-            return queryset.get(**{field.name: object_id})
-        except (model.DoesNotExist, ValidationError, ValueError):
-            return None
+    def get_changelist(self, request, **kwargs):
+        return SyncStateChangeList
 
     @admin.display(description="sync")
     def sync_status(self, obj):
@@ -592,16 +615,20 @@ class ConnectionAdmin(admin.ModelAdmin):
         connection = self.get_queryset(request).filter(alias=object_id).first()
         if connection is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        recent_runs = list(SyncRun.objects.filter(connection=connection.alias)[:10])
+        last_success = next((run for run in recent_runs if run.status in ("success", "partial")), None)
+        if last_success is None and len(recent_runs) == 10:  # older than the ten shown
+            last_success = SyncRun.objects.filter(
+                connection=connection.alias, status__in=["success", "partial"]
+            ).first()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Connection {connection.alias}",
             "connection": connection,
             "adapter_name": self.adapter(connection),
-            "last_success": SyncRun.objects.filter(
-                connection=connection.alias, status__in=["success", "partial"]
-            ).first(),
-            "recent_runs": SyncRun.objects.filter(connection=connection.alias)[:10],
+            "last_success": last_success,
+            "recent_runs": recent_runs,
             "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
                 :100
             ],

@@ -287,7 +287,11 @@ class SyncConnectionQuerySet(models.QuerySet):
         from .conf import app_settings
 
         aliases = list(app_settings.CONNECTIONS)
-        self.bulk_create([SyncConnection(alias=alias) for alias in aliases], ignore_conflicts=True)
+        # Rows are made once: a page that shows health reads (one SELECT) and never takes
+        # the database's write lock (SQLite) to insert nothing.
+        missing = set(aliases) - set(self.filter(alias__in=aliases).values_list("alias", flat=True))
+        if missing:
+            self.bulk_create([SyncConnection(alias=alias) for alias in missing], ignore_conflicts=True)
         return self.filter(alias__in=aliases).annotate(
             open_conflicts=_count_per_connection(Conflict.objects.filter(status=ConflictStatus.OPEN)),
             quarantined=_count_per_connection(OutboxEntry.objects.filter(quarantined=True))
