@@ -292,7 +292,9 @@ def scale_rows(results: list[dict]) -> list[str]:
             cells.append(
                 f"{'✓' if meets else '✗'} {ratios} (queries {queries} vs {'/'.join(map(str, sorted(plain)))})"
             )
-        lines.append(f"| scale: {row} ({sizes_text(first)}) | ≤ {target} at the largest | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| scale: {row} ({sizes_text(first)}) | ≤ {target} at the largest | " + " | ".join(cells) + " |"
+        )
     cells = []
     for r in results:
         if "scale" not in r:

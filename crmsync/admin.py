@@ -528,6 +528,11 @@ class OutboxEntryAdmin(ReadOnlyAdmin):
     list_filter = ["connection", "entity", "quarantined"]
 
 
+# Quarantined records listed on a connection's health page (each with its Retry or
+# Dismiss button); the page's counts include them all.
+HEALTH_ROWS = 25
+
+
 @admin.register(SyncConnection)
 class ConnectionAdmin(admin.ModelAdmin):
     """Configured connections and their health; "Sync now" enqueues a django-q2 task.
@@ -629,10 +634,12 @@ class ConnectionAdmin(admin.ModelAdmin):
             "adapter_name": self.adapter(connection),
             "last_success": last_success,
             "recent_runs": recent_runs,
+            # The counts above are whole; the lists show the first HEALTH_ROWS, so the page
+            # costs the same with 10 or 10,000 quarantined records.
             "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
-                :100
+                :HEALTH_ROWS
             ],
-            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:100],
+            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:HEALTH_ROWS],
             "conflicts_url": reverse("admin:crmsync_conflict_changelist")
             + f"?status__exact=open&connection__exact={connection.alias}",
             "can_sync": self.has_sync_permission(request),

@@ -383,6 +383,8 @@ class OutboxEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "entity", "local_id"], name="crmsync_outbox_unique")
         ]
+        # The health page's pending and quarantined counts and its quarantined list.
+        indexes = [models.Index(fields=["connection", "quarantined"], name="crmsync_outbox_conn_quar")]
 
 
 class QuarantinedPageQuerySet(models.QuerySet):
@@ -500,6 +502,9 @@ class Conflict(models.Model):
                 name="crmsync_conflict_one_open",
             )
         ]
+        # Open conflicts per connection (health page, API): the partial unique index above
+        # cannot serve a query whose status is a bound parameter (SQLite).
+        indexes = [models.Index(fields=["connection", "status"], name="crmsync_conflict_conn_status")]
 
     def __str__(self):
         return f"{self.record_name or self.object_id}.{self.field} ({self.get_status_display()})"
@@ -537,6 +542,8 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # A connection's latest runs (health page, API), among every connection's.
+        indexes = [models.Index(fields=["connection", "-started_at"], name="crmsync_run_conn_started")]
 
     def __str__(self):
         return f"{self.connection} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
