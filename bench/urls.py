@@ -5,6 +5,7 @@ from django_filters import rest_framework as django_filters
 from rest_framework import pagination, serializers, throttling, viewsets
 
 from crmsync.api.serializers import OpportunitySerializer
+from crmsync.conf import app_settings
 from crmsync.models import Activity, Conflict, Contact, Opportunity, SyncConnection
 from project.urls import urlpatterns as project_urls
 
@@ -21,10 +22,14 @@ class PlainPagination(pagination.PageNumberPagination):
 
 
 class PlainUserThrottle(throttling.UserRateThrottle):
-    """The same throttle crmsync's API has by default (per user, in the default cache)."""
+    """The same throttle crmsync's API has by default (per user, at its rate, counted in
+    the same cache), so both sides of a comparison pay for it alike."""
 
     rate = "1200/minute"
-    cache = caches["throttle"]  # as crmsync's in the scale section (bench/settings.py)
+
+    def __init__(self):
+        super().__init__()
+        self.cache = caches[app_settings.API["THROTTLE_CACHE"]]  # where crmsync's counts
 
 
 class PlainViewSet(viewsets.ModelViewSet):
