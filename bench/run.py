@@ -73,13 +73,31 @@ NOTES = """Notes:
 - Idle time: median wall time of an idle cycle (and this process's CPU time) at 100 and 10,000
   linked deals; the emulator's query is not indexed, so part of the growth is the emulator's scan.
 - CPU per pushed / pulled record: this process's CPU time over a 10,000-record push (a pull of
-  10,000 new pages, each written back once). "client ms per create" is a bare notion-client
-  `pages.create` measured in the same run: the floor the engine adds to. CPU time on a shared
-  machine varies up to 2x between runs; compare the two in one column.
+  10,000 new pages, each written back once), with the rate budget on as users run it (its shared
+  row updated per request, at a rate no run waits for). The floors are bare notion-client calls
+  measured in the same run: `pages.create` per pushed record; a query of 100 pages plus one
+  `pages.update` per pulled record. "SQL per record" counts every statement the engine sent.
+  CPU time on a shared machine varies up to 2x between runs; compare the two in one cell.
+- Memory: the peak resident memory of each `crmsync_sync` process itself (`VmHWM`, read by the
+  process before it exits: bench/peak.py); `ru_maxrss` from `wait4` would carry the bench's own
+  high-water mark across fork/exec.
 - API list cost: both viewsets list the same rows (archived deals hidden), 50 per page with a
   count; p50 and p95 of 300 interleaved requests each.
 - Freshness: a remote edit to the local row, with the default 60 s schedule run by a real qcluster.
 - Budget use: requests per second achieved while the emulator enforces the same 20 req/s budget.
+- Scale (bench/scale.py): 1,000 / 10,000 / 100,000 deals, all linked, 1 % pending, 0.1 %
+  quarantined, a conflict per ten deals (every other one open), a contact per ten deals, planner
+  statistics up to date (ANALYZE). Each page is requested from crmsync and from its plain twin in
+  interleaved pairs (bench/urls.py: a plain `ModelAdmin` on a second AdminSite with the same
+  columns, filters, fieldsets, activity inline and contact autocomplete; a plain DRF
+  `ModelViewSet` with django-filter's generated filters and the same throttle); a cell is the
+  median of the per-pair time ratios at each size, then the query counts (crmsync vs plain).
+  `?sync=linked` is compared with the plain changelist filtered on a column (`?archived__exact=0`).
+  The idle cycle runs after a deal was touched since the last scan; its CPU is this process's
+  (on SQLite the database's work is in it, on PostgreSQL it is in the server).
+- Scale-out (bench/scaleout.py): 4 connections × 2,000 deals, each CRM its own emulator at
+  3 req/s, drained by 2 real qclusters of 4 workers; drain time of the slowest connection from
+  its first run's start against (creates + 1 query) ÷ 3 req/s; 429s and overlapping runs counted.
 """
 
 
@@ -689,8 +707,14 @@ def main():
     parser.add_argument(
         "--only", default=",".join(MEASURES), help=f"some of {','.join(MEASURES)}; does not write the docs"
     )
+    parser.add_argument(
+        "--docs", action="store_true", help="rewrite docs/benchmarks.md from the kept results only"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.docs:
+        sys.path.insert(0, str(ROOT))
+        return write_docs(json.loads((ROOT / "var" / "bench-results.json").read_text()))
     only = args.only.split(",")
     if unknown := set(only) - set(MEASURES):
         parser.error(f"unknown measure(s): {', '.join(sorted(unknown))}; choose from {', '.join(MEASURES)}")
@@ -733,16 +757,22 @@ def main():
         entry.update({k: v for k, v in result.items() if k != "measures"})
         entry["measures"] = sorted(set(entry["measures"]) | set(result["measures"]))
     saved_path.write_text(json.dumps(saved, indent=1))
+    return write_docs(saved)
+
+
+def write_docs(saved: dict) -> int:
+    """docs/benchmarks.md from the kept results, once every measure has one per backend."""
     merged = [saved[backend] for backend in ("postgres", "sqlite") if backend in saved]
-    report = table(merged)
-    if merged and all(set(MEASURES) <= set(entry["measures"]) for entry in merged):
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-        text = (
-            "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
-            "Notion side is the shipped emulator in its own process, with no latency).\n\n"
-            f"Machine: {machine()}.\n\n{report}\n\n{NOTES}"
-        )
-        (ROOT / "docs" / "benchmarks.md").write_text(text)
+    if not merged or not all(set(MEASURES) <= set(entry["measures"]) for entry in merged):
+        return 0
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    text = (
+        "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
+        "Notion side is the shipped emulator in its own process, with no latency).\n\n"
+        f"Machine: {machine()}.\n\n{table(merged)}\n\n{NOTES}"
+    )
+    (ROOT / "docs" / "benchmarks.md").write_text(text)
+    print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 
 

@@ -89,11 +89,12 @@ def sync_state_subqueries(entity: str) -> dict:
     of every link of every connection."""
     aliases = list(app_settings.CONNECTIONS)
     if not aliases:
-        return dict.fromkeys(SYNC_FLAGS, Value(False, output_field=BooleanField()))
+        return dict.fromkeys(("sync_queued", *SYNC_FLAGS), Value(False, output_field=BooleanField()))
     pk = OuterRef("pk")
     outbox = OutboxEntry.objects.filter(connection__in=aliases, entity=entity, local_id=pk)
     return {
         "sync_linked": Exists(SyncLink.objects.filter(connection__in=aliases, entity=entity, local_id=pk)),
+        "sync_queued": Exists(outbox),  # pending or quarantined: one probe where both are excluded
         "sync_pending": Exists(outbox.filter(quarantined=False)),
         "sync_quarantined": Exists(outbox.filter(quarantined=True)),
         "sync_conflict": Exists(
@@ -119,7 +120,13 @@ def attach_sync_state(objects: list, entity: str) -> None:
     rows = (
         model._default_manager.filter(pk__in=[obj.pk for obj in objects])
         .order_by()
-        .annotate(**sync_state_subqueries(entity))
+        .annotate(
+            **{
+                name: subquery
+                for name, subquery in sync_state_subqueries(entity).items()
+                if name in SYNC_FLAGS
+            }
+        )
         .values_list("pk", *SYNC_FLAGS)
     )
     flags = {pk: values for pk, *values in rows}
@@ -139,8 +146,8 @@ SYNC_STATES = {
     "quarantined": Q(sync_quarantined=True),
     "conflict": Q(sync_conflict=True),
     "pending": Q(sync_pending=True),
-    "linked": Q(sync_linked=True, sync_pending=False, sync_quarantined=False, sync_conflict=False),
-    "unlinked": Q(sync_linked=False, sync_pending=False, sync_quarantined=False),
+    "linked": Q(sync_linked=True, sync_queued=False, sync_conflict=False),
+    "unlinked": Q(sync_linked=False, sync_queued=False),
 }
 SYNC_LABELS = {
     "quarantined": "Quarantined",
