@@ -333,17 +333,34 @@ def client_floor(emulator, count) -> float:
 
     client = notion_client.Client(auth=TOKEN, base_url=emulator.url)
     parent = {"data_source_id": emulator.source}
-    properties = {
-        "Name": {"title": [{"text": {"content": "Floor"}}]},
-        "Stage": {"select": {"name": "Discovery"}},
-    }
-    client.pages.create(parent=parent, properties=properties)
+    client.pages.create(parent=parent, properties=floor_properties())
     started = time.process_time()
     for _ in range(count):
-        client.pages.create(parent=parent, properties=properties)
+        client.pages.create(parent=parent, properties=floor_properties())
     elapsed = time.process_time() - started
     client.close()
     return elapsed * 1000 / count
+
+
+def floor_properties() -> dict:
+    """The properties the engine's create of a bench deal sends (every mapped one and the
+    CRM Sync ID), written out by hand: the floor sends the same request."""
+    text = {"rich_text": []}
+    return {
+        "Name": {"title": [{"type": "text", "text": {"content": "Deal 00001"}}]},
+        "Stage": {"select": {"name": "Prospecting"}},
+        "Value": {"number": 0},
+        "Close Date": {"date": None},
+        "Probability": {"number": 10},
+        "Confidence": {"number": None},
+        "Qualification": text,
+        "Notes": text,
+        "Tags": {"multi_select": []},
+        "Contact Email": {"email": None},
+        "CRM Sync ID": {
+            "rich_text": [{"type": "text", "text": {"content": "6f1c2a3e-0d4b-4c5e-9f60-7a8b9c0d1e2f"}}]
+        },
+    }
 
 
 def client_pull_floor(emulator, count) -> float:
