@@ -358,6 +358,9 @@ class SyncLink(models.Model):
             models.UniqueConstraint(fields=["connection", "entity", "local_id"], name="crmsync_link_local"),
             models.UniqueConstraint(fields=["connection", "entity", "remote_id"], name="crmsync_link_remote"),
         ]
+        # A record's links on every connection (its change page, an activity's "synced"
+        # flag): the unique indexes lead with the connection.
+        indexes = [models.Index(fields=["entity", "local_id"], name="crmsync_link_entity_local")]
 
     def __str__(self):
         return f"{self.connection}:{self.entity}:{self.local_id}"

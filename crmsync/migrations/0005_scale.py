@@ -13,6 +13,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddIndex(
+            model_name='synclink',
+            index=models.Index(fields=['entity', 'local_id'], name='crmsync_link_entity_local'),
+        ),
+        migrations.AddIndex(
             model_name='conflict',
             index=models.Index(fields=['connection', 'status'], name='crmsync_conflict_conn_status'),
         ),
