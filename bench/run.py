@@ -68,6 +68,9 @@ TARGETS = {
 
 
 NOTES = """Notes:
+- Each row is the latest full-size result of its measure (kept in var/bench-results.json); the
+  ratios within a row are always measured side by side in one run, rows may come from different
+  runs on this machine.
 - Request efficiency: requests used ÷ (creates + updates + archives + ⌈changed pages pulled ÷ 100⌉ + 1)
   for 1,000 new local deals, then 300 local edits, 300 remote edits and 50 archives.
 - Idle time: median wall time of an idle cycle (and this process's CPU time) at 100 and 10,000
@@ -82,7 +85,9 @@ NOTES = """Notes:
   process before it exits: bench/peak.py); `ru_maxrss` from `wait4` would carry the bench's own
   high-water mark across fork/exec.
 - API list cost: both viewsets list the same rows (archived deals hidden), 50 per page with a
-  count; p50 and p95 of 300 interleaved requests each.
+  count; p50 and p95 of 300 interleaved requests each. Both throttle per user in the same cache
+  (here the example project's database cache: 6 of the 10 statements are the throttle's; the
+  scale section counts in process memory for both).
 - Freshness: a remote edit to the local row, with the default 60 s schedule run by a real qcluster.
 - Budget use: requests per second achieved while the emulator enforces the same 20 req/s budget.
 - Scale (bench/scale.py): 1,000 / 10,000 / 100,000 deals, all linked, 1 % pending, 0.1 %
