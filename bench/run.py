@@ -23,6 +23,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
+# The rate budget on (its shared row updated per request) at a rate no run waits for.
+BUDGET_ON_RPS = 100_000
 FULL = {
     "new": 1000,
     "local": 300,
@@ -55,6 +57,8 @@ TARGETS = {
     "idle_time_ratio": ("≤ 1.5", lambda r: r["idle_time_ratio"] <= 1.5),
     "cpu_ms_per_pushed": ("≤ 2 ms", lambda r: r["cpu_ms_per_pushed"] <= 2),
     "cpu_ms_per_pulled": ("≤ 2 ms", lambda r: r["cpu_ms_per_pulled"] <= 2),
+    "push_cpu_floor_ratio": ("≤ 1.5 × the SDK", lambda r: r["push_cpu_floor_ratio"] <= 1.5),
+    "pull_cpu_floor_ratio": ("≤ 1.5 × the SDK", lambda r: r["pull_cpu_floor_ratio"] <= 1.5),
     "memory_ratio": ("≤ 1.3", lambda r: r["memory_ratio"] <= 1.3),
     "api_p50_ratio": ("≤ 1.1", lambda r: r["api_p50_ratio"] <= 1.1),
     "api_p95_ratio": ("≤ 1.1", lambda r: r["api_p95_ratio"] <= 1.1),
@@ -64,18 +68,41 @@ TARGETS = {
 
 
 NOTES = """Notes:
+- Each row is the latest full-size result of its measure (kept in var/bench-results.json); the
+  ratios within a row are always measured side by side in one run, rows may come from different
+  runs on this machine.
 - Request efficiency: requests used ÷ (creates + updates + archives + ⌈changed pages pulled ÷ 100⌉ + 1)
   for 1,000 new local deals, then 300 local edits, 300 remote edits and 50 archives.
 - Idle time: median wall time of an idle cycle (and this process's CPU time) at 100 and 10,000
   linked deals; the emulator's query is not indexed, so part of the growth is the emulator's scan.
 - CPU per pushed / pulled record: this process's CPU time over a 10,000-record push (a pull of
-  10,000 new pages, each written back once). "client ms per create" is a bare notion-client
-  `pages.create` measured in the same run: the floor the engine adds to. CPU time on a shared
-  machine varies up to 2x between runs; compare the two in one column.
+  10,000 new pages, each written back once), with the rate budget on as users run it (its shared
+  row updated per request, at a rate no run waits for). The floors are bare notion-client calls
+  measured in the same run: `pages.create` per pushed record; a query of 100 pages plus one
+  `pages.update` per pulled record. "SQL per record" counts every statement the engine sent.
+  CPU time on a shared machine varies up to 2x between runs; compare the two in one cell.
+- Memory: the peak resident memory of each `crmsync_sync` process itself (`VmHWM`, read by the
+  process before it exits: bench/peak.py); `ru_maxrss` from `wait4` would carry the bench's own
+  high-water mark across fork/exec.
 - API list cost: both viewsets list the same rows (archived deals hidden), 50 per page with a
-  count; p50 and p95 of 300 interleaved requests each.
+  count; p50 and p95 of 300 interleaved requests each. Both throttle per user in the same cache
+  (here the example project's database cache: 6 of the 10 statements are the throttle's; the
+  scale section counts in process memory for both).
 - Freshness: a remote edit to the local row, with the default 60 s schedule run by a real qcluster.
 - Budget use: requests per second achieved while the emulator enforces the same 20 req/s budget.
+- Scale (bench/scale.py): 1,000 / 10,000 / 100,000 deals, all linked, 1 % pending, 0.1 %
+  quarantined, a conflict per ten deals (every other one open), a contact per ten deals, planner
+  statistics up to date (ANALYZE). Each page is requested from crmsync and from its plain twin in
+  interleaved pairs (bench/urls.py: a plain `ModelAdmin` on a second AdminSite with the same
+  columns, filters, fieldsets, activity inline and contact autocomplete; a plain DRF
+  `ModelViewSet` with django-filter's generated filters and the same throttle); a cell is the
+  median of the per-pair time ratios at each size, then the query counts (crmsync vs plain).
+  `?sync=linked` is compared with the plain changelist filtered on a column (`?archived__exact=0`).
+  The idle cycle runs after a deal was touched since the last scan; its CPU is this process's
+  (on SQLite the database's work is in it, on PostgreSQL it is in the server).
+- Scale-out (bench/scaleout.py): 4 connections × 2,000 deals, each CRM its own emulator at
+  3 req/s, drained by 2 real qclusters of 4 workers; drain time of the slowest connection from
+  its first run's start against (creates + 1 query) ÷ 3 req/s; 429s and overlapping runs counted.
 """
 
 
@@ -311,17 +338,79 @@ def client_floor(emulator, count) -> float:
 
     client = notion_client.Client(auth=TOKEN, base_url=emulator.url)
     parent = {"data_source_id": emulator.source}
-    properties = {
-        "Name": {"title": [{"text": {"content": "Floor"}}]},
-        "Stage": {"select": {"name": "Discovery"}},
-    }
-    client.pages.create(parent=parent, properties=properties)
+    client.pages.create(parent=parent, properties=floor_properties())
     started = time.process_time()
     for _ in range(count):
-        client.pages.create(parent=parent, properties=properties)
+        client.pages.create(parent=parent, properties=floor_properties())
     elapsed = time.process_time() - started
     client.close()
     return elapsed * 1000 / count
+
+
+def floor_properties() -> dict:
+    """The properties the engine's create of a bench deal sends (every mapped one and the
+    CRM Sync ID), written out by hand: the floor sends the same request."""
+    text = {"rich_text": []}
+    return {
+        "Name": {"title": [{"type": "text", "text": {"content": "Deal 00001"}}]},
+        "Stage": {"select": {"name": "Prospecting"}},
+        "Value": {"number": 0},
+        "Close Date": {"date": None},
+        "Probability": {"number": 10},
+        "Confidence": {"number": None},
+        "Qualification": text,
+        "Notes": text,
+        "Tags": {"multi_select": []},
+        "Contact Email": {"email": None},
+        "CRM Sync ID": {
+            "rich_text": [{"type": "text", "text": {"content": "6f1c2a3e-0d4b-4c5e-9f60-7a8b9c0d1e2f"}}]
+        },
+    }
+
+
+def client_pull_floor(emulator, count) -> float:
+    """CPU ms per page of a bare notion-client pull: query the data source 100 pages at a
+    time and write each page's CRM Sync ID back once (what a pull of new pages must do)."""
+    import notion_client
+
+    client = notion_client.Client(auth=TOKEN, base_url=emulator.url)
+    started = time.process_time()
+    seen, cursor = 0, None
+    while seen < count:
+        kwargs = {"page_size": 100, **({"start_cursor": cursor} if cursor else {})}
+        answer = client.data_sources.query(emulator.source, **kwargs)
+        for page in answer["results"][: count - seen]:
+            client.pages.update(
+                page["id"],
+                properties={"CRM Sync ID": {"rich_text": [{"text": {"content": page["id"]}}]}},
+            )
+            seen += 1
+        if not answer.get("has_more"):
+            break
+        cursor = answer["next_cursor"]
+    elapsed = time.process_time() - started
+    client.close()
+    return elapsed * 1000 / max(1, seen)
+
+
+class StatementCounter:
+    """Counts SQL statements sent on the default connection (a wrapper, not the debug
+    cursor: it stores nothing, so it barely moves the CPU time it sits in)."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        self.count = 0
+        self._wrapper = connection.execute_wrapper(self)
+        self._wrapper.__enter__()
+        return self
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    def __exit__(self, *exc):
+        self._wrapper.__exit__(*exc)
 
 
 def measure_scaling(sizes):
@@ -332,12 +421,16 @@ def measure_scaling(sizes):
         fresh_tables()
         emulator = Emulator()
         try:
-            configure(emulator)
+            # The rate budget on, as users run it (its UPDATE per request included), at a
+            # rate that never makes the run wait.
+            configure(emulator, rps=BUDGET_ON_RPS)
             make_deals(count)
             cpu = time.process_time()
-            sync_until_done()
+            with StatementCounter() as statements:
+                sync_until_done()
             if count == big:
                 results["cpu_ms_per_pushed"] = (time.process_time() - cpu) * 1000 / count
+                results["sql_per_pushed"] = statements.count / count
             emulator.advance(300)
             sync_until_done()  # re-reads the echoes of the creates once
             results[f"idle_{count}"] = idle_cycle()
@@ -345,9 +438,12 @@ def measure_scaling(sizes):
             if count == big:
                 emulator.create_pages(sizes["pull"])
                 cpu = time.process_time()
-                sync_until_done()
+                with StatementCounter() as statements:
+                    sync_until_done()
                 results["cpu_ms_per_pulled"] = (time.process_time() - cpu) * 1000 / sizes["pull"]
+                results["sql_per_pulled"] = statements.count / sizes["pull"]
                 results["client_ms_per_create"] = client_floor(emulator, sizes["floor"])
+                results["client_ms_per_pulled"] = client_pull_floor(emulator, sizes["floor"])
         finally:
             emulator.stop()
     (t_small, cpu_small, q_small), (t_big, cpu_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
@@ -360,6 +456,12 @@ def measure_scaling(sizes):
         "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
         "client_ms_per_create": results["client_ms_per_create"],
         "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
+        "push_cpu_floor_ratio": results["cpu_ms_per_pushed"] / results["client_ms_per_create"],
+        "pull_cpu_floor_ratio": results["cpu_ms_per_pulled"] / results["client_ms_per_pulled"],
+        "push_cpu": f"{results['cpu_ms_per_pushed']:.2f} vs floor {results['client_ms_per_create']:.2f} ms; "
+        f"SQL per record {results['sql_per_pushed']:.2f}",
+        "pull_cpu": f"{results['cpu_ms_per_pulled']:.2f} vs floor {results['client_ms_per_pulled']:.2f} ms; "
+        f"SQL per record {results['sql_per_pulled']:.2f}",
         "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],
         "api_p95_ratio": latency["crmsync"][1] / latency["plain"][1],
         "api_ms": "p50 {:.1f} vs {:.1f}, p95 {:.1f} vs {:.1f}".format(
@@ -383,17 +485,17 @@ def measure_memory(sizes, database_url):
             env = env_for(emulator, database_url)
             peak = 0
             for _ in range(20):
-                process = subprocess.Popen(
-                    [sys.executable, "manage.py", "crmsync_sync", "--json"],
+                # The child's own peak (bench/peak.py reads its VmHWM before it exits).
+                output = subprocess.run(
+                    [sys.executable, "bench/peak.py", "crmsync_sync", "--json"],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.PIPE,
                     text=True,
-                )
-                output = process.stdout.read()
-                _, _status, usage = os.wait4(process.pid, 0)
-                peak = max(peak, usage.ru_maxrss)
-                if json.loads(output.splitlines()[-1])["status"] != "partial":
+                    check=True,
+                ).stdout.splitlines()
+                peak = max(peak, json.loads(output[-1])["peak_kb"])
+                if json.loads(output[-2])["status"] != "partial":
                     break
         finally:
             emulator.stop()
@@ -456,7 +558,46 @@ def measure_freshness(database_url):
     return {"freshness_s": freshness, "freshness_bound_s": 60 + cycle}
 
 
-MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness")
+# --- Scale (issue 15): admin pages, API filters and the idle cycle at 1k / 10k / 100k deals
+
+
+def measure_scale(smoke):
+    """See bench/scale.py; the emulator only answers the idle cycle's queries."""
+    from django.utils import timezone
+
+    from bench import scale
+
+    fresh_tables()
+    emulator = Emulator()
+    try:
+        configure(emulator)
+        return scale.measure_scale(smoke, "notion", timezone.now)
+    finally:
+        emulator.stop()
+        fresh_tables()
+
+
+def measure_scaleout(smoke):
+    """See bench/scaleout.py: real qclusters drain several connections at once."""
+    from bench.scaleout import measure_scaleout as scaleout
+
+    try:
+        return scaleout(smoke, ROOT, Emulator, TOKEN, fresh_tables, make_deals)
+    finally:
+        fresh_tables()
+
+
+SCALE_TARGETS = {
+    "scaleout_ratio": (
+        "≤ 1.05 × the minimum, 0 × 429, no overlapping runs",
+        lambda r: (
+            r["scaleout_ratio"] <= 1.05 and r["scaleout_throttled_429"] == 0 and r["scaleout_overlaps"] == 0
+        ),
+    ),
+}
+SCALE_DETAILS = {"scaleout_ratio": "scaleout_detail"}
+
+MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness", "scale", "scaleout")
 
 
 def child(backend, smoke, only):
@@ -474,8 +615,10 @@ def child(backend, smoke, only):
         "scaling": lambda: measure_scaling(sizes),
         "memory": lambda: measure_memory(sizes, database_url),
         "freshness": lambda: measure_freshness(database_url),  # the real 60 s schedule, at any size
+        "scale": lambda: measure_scale(smoke),
+        "scaleout": lambda: measure_scaleout(smoke),
     }
-    results = {"backend": backend}
+    results = {"backend": backend, "measures": list(only)}
     for name in only:
         started = time.monotonic()
         results.update(measures[name]())
@@ -543,12 +686,15 @@ def table(results: list[dict]) -> str:
         "idle_query_ratio": "idle_queries",
         "idle_time_ratio": "idle_ms",
         "cpu_ms_per_pushed": "client_ms_per_create",
+        "push_cpu_floor_ratio": "push_cpu",
+        "pull_cpu_floor_ratio": "pull_cpu",
         "memory_ratio": "peak_rss_mb",
         "api_p50_ratio": "api_ms",
         "api_query_growth": "api_queries",
         "freshness_s": "freshness_bound_s",
     }
-    for key, (target, meets) in TARGETS.items():
+    details.update(SCALE_DETAILS)
+    for key, (target, meets) in {**TARGETS, **SCALE_TARGETS}.items():
         if not any(key in r for r in results):
             continue
         cells = []
@@ -561,6 +707,9 @@ def table(results: list[dict]) -> str:
                 cell += f" ({details[key].replace('_', ' ')}: {fmt(r[details[key]])})"
             cells.append(cell)
         lines.append(f"| {key.replace('_', ' ')} | {target} | " + " | ".join(cells) + " |")
+    from bench.scale import scale_rows
+
+    lines.extend(scale_rows(results))
     return "\n".join(lines)
 
 
@@ -580,8 +729,14 @@ def main():
     parser.add_argument(
         "--only", default=",".join(MEASURES), help=f"some of {','.join(MEASURES)}; does not write the docs"
     )
+    parser.add_argument(
+        "--docs", action="store_true", help="rewrite docs/benchmarks.md from the kept results only"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.docs:
+        sys.path.insert(0, str(ROOT))
+        return write_docs(json.loads((ROOT / "var" / "bench-results.json").read_text()))
     only = args.only.split(",")
     if unknown := set(only) - set(MEASURES):
         parser.error(f"unknown measure(s): {', '.join(sorted(unknown))}; choose from {', '.join(MEASURES)}")
@@ -612,16 +767,34 @@ def main():
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    report = table(results)
-    print(report)
-    if not args.smoke and len(only) == len(MEASURES):
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-        text = (
-            "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
-            "Notion side is the shipped emulator in its own process, with no latency).\n\n"
-            f"Machine: {machine()}.\n\n{report}\n\n{NOTES}"
-        )
-        (ROOT / "docs" / "benchmarks.md").write_text(text)
+    print(table(results))
+    if args.smoke:
+        return 0
+    # Each full-size result is kept (var/bench-results.json, per backend and measure); the
+    # docs are rewritten from the latest result of every measure once each has one.
+    saved_path = ROOT / "var" / "bench-results.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for result in results:
+        entry = saved.setdefault(result["backend"], {"backend": result["backend"], "measures": []})
+        entry.update({k: v for k, v in result.items() if k != "measures"})
+        entry["measures"] = sorted(set(entry["measures"]) | set(result["measures"]))
+    saved_path.write_text(json.dumps(saved, indent=1))
+    return write_docs(saved)
+
+
+def write_docs(saved: dict) -> int:
+    """docs/benchmarks.md from the kept results, once every measure has one per backend."""
+    merged = [saved[backend] for backend in ("postgres", "sqlite") if backend in saved]
+    if not merged or not all(set(MEASURES) <= set(entry["measures"]) for entry in merged):
+        return 0
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    text = (
+        "# crmsync benchmarks\n\nMeasured by `python bench/run.py` (ratios side by side in one run; the "
+        "Notion side is the shipped emulator in its own process, with no latency).\n\n"
+        f"Machine: {machine()}.\n\n{table(merged)}\n\n{NOTES}"
+    )
+    (ROOT / "docs" / "benchmarks.md").write_text(text)
+    print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 
 

@@ -3,8 +3,9 @@ and steerable (conflicts, field ownership, runs, connection health)."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q, Value
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -28,10 +29,11 @@ from .models import (
     SyncConnection,
     SyncLink,
     SyncRun,
+    open_first_ordering,
 )
 from .registry import connections
 from .sync.engine import Resolution, resolve_conflict
-from .sync.ownership import crm_owned_fields, ensure_rows
+from .sync.ownership import crm_owned_fields, ensure_rows, sync_links
 
 # --- The pipeline ------------------------------------------------------------------------
 
@@ -76,26 +78,76 @@ class ArchiveInsteadOfDeleteMixin(admin.ModelAdmin):
         self._set_archived(request, queryset, False)
 
 
-def with_sync_state(queryset, entity: str):
-    """Annotate each record's sync state with four EXISTS subqueries (no N+1)."""
+SYNC_FLAGS = ("sync_linked", "sync_pending", "sync_quarantined", "sync_conflict")
+
+
+def sync_state_subqueries(entity: str) -> dict:
+    """The four EXISTS subqueries of a record's sync state, by flag name.
+
+    Each names the configured connections, so it is one probe of the index that leads
+    with the connection (unique link, outbox entry, open conflict) per row, never a scan
+    of every link of every connection."""
+    aliases = list(app_settings.CONNECTIONS)
+    if not aliases:
+        return dict.fromkeys(("sync_queued", *SYNC_FLAGS), Value(False, output_field=BooleanField()))
     pk = OuterRef("pk")
-    outbox = OutboxEntry.objects.filter(entity=entity, local_id=pk)
-    return queryset.annotate(
-        sync_linked=Exists(SyncLink.objects.filter(entity=entity, local_id=pk)),
-        sync_pending=Exists(outbox.filter(quarantined=False)),
-        sync_quarantined=Exists(outbox.filter(quarantined=True)),
-        sync_conflict=Exists(
-            Conflict.objects.filter(entity=entity, object_id=pk, status=ConflictStatus.OPEN)
+    outbox = OutboxEntry.objects.filter(connection__in=aliases, entity=entity, local_id=pk)
+    return {
+        "sync_linked": Exists(SyncLink.objects.filter(connection__in=aliases, entity=entity, local_id=pk)),
+        "sync_queued": Exists(outbox),  # pending or quarantined: one probe where both are excluded
+        "sync_pending": Exists(outbox.filter(quarantined=False)),
+        "sync_quarantined": Exists(outbox.filter(quarantined=True)),
+        "sync_conflict": Exists(
+            Conflict.objects.filter(
+                connection__in=aliases, entity=entity, object_id=pk, status=ConflictStatus.OPEN
+            )
         ),
+    }
+
+
+def with_sync_state(queryset, entity: str):
+    """The sync state as aliases: filterable (the "sync" filter), never selected. A
+    subquery in the SELECT list is evaluated, or hashed over every link (PostgreSQL),
+    before LIMIT applies; the page's states are read by ``attach_sync_state``."""
+    return queryset.alias(**sync_state_subqueries(entity))
+
+
+def attach_sync_state(objects: list, entity: str) -> None:
+    """Set the four sync flags on a page of records, in one query over their ids."""
+    if not objects:
+        return
+    model = type(objects[0])
+    rows = (
+        model._default_manager.filter(pk__in=[obj.pk for obj in objects])
+        .order_by()
+        .annotate(
+            **{
+                name: subquery
+                for name, subquery in sync_state_subqueries(entity).items()
+                if name in SYNC_FLAGS
+            }
+        )
+        .values_list("pk", *SYNC_FLAGS)
     )
+    flags = {pk: values for pk, *values in rows}
+    for obj in objects:
+        for name, value in zip(SYNC_FLAGS, flags.get(obj.pk, (False,) * 4), strict=True):
+            setattr(obj, name, value)
+
+
+class SyncStateChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # Evaluates the page (the template iterates the same, now cached, queryset).
+        attach_sync_state(list(self.result_list), self.model.entity_name)
 
 
 SYNC_STATES = {
     "quarantined": Q(sync_quarantined=True),
     "conflict": Q(sync_conflict=True),
     "pending": Q(sync_pending=True),
-    "linked": Q(sync_linked=True, sync_pending=False, sync_quarantined=False, sync_conflict=False),
-    "unlinked": Q(sync_linked=False, sync_pending=False, sync_quarantined=False),
+    "linked": Q(sync_linked=True, sync_queued=False, sync_conflict=False),
+    "unlinked": Q(sync_linked=False, sync_queued=False),
 }
 SYNC_LABELS = {
     "quarantined": "Quarantined",
@@ -130,6 +182,9 @@ class SyncStateMixin:
     def get_queryset(self, request):
         return with_sync_state(super().get_queryset(request), self.model.entity_name)
 
+    def get_changelist(self, request, **kwargs):
+        return SyncStateChangeList
+
     @admin.display(description="sync")
     def sync_status(self, obj):
         state = sync_state(obj)
@@ -138,7 +193,7 @@ class SyncStateMixin:
     @admin.display(description="in the CRM")
     def remote_links(self, obj):
         links = []
-        for link in SyncLink.objects.filter(entity=self.model.entity_name, local_id=obj.pk):
+        for link in sync_links(obj):
             try:
                 url = connections[link.connection].remote_url(link.entity, link.remote_id)
             except ConfigurationError:
@@ -275,9 +330,10 @@ class ConflictAdmin(admin.ModelAdmin):
     change_form_template = "admin/crmsync/conflict/change_form.html"
     readonly_fields = [field.name for field in Conflict._meta.fields if field.name != "id"]
 
-    def get_queryset(self, request):
-        # Open conflicts first.
-        return super().get_queryset(request).open_first()
+    def get_ordering(self, request):
+        # Open conflicts first: the changelist puts this before the model's default
+        # ordering (a queryset's order_by would only come after it).
+        return open_first_ordering()
 
     def has_add_permission(self, request):
         return False
@@ -479,6 +535,11 @@ class OutboxEntryAdmin(ReadOnlyAdmin):
     list_filter = ["connection", "entity", "quarantined"]
 
 
+# Quarantined records listed on a connection's health page (each with its Retry or
+# Dismiss button); the page's counts include them all.
+HEALTH_ROWS = 25
+
+
 @admin.register(SyncConnection)
 class ConnectionAdmin(admin.ModelAdmin):
     """Configured connections and their health; "Sync now" enqueues a django-q2 task.
@@ -566,20 +627,26 @@ class ConnectionAdmin(admin.ModelAdmin):
         connection = self.get_queryset(request).filter(alias=object_id).first()
         if connection is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        recent_runs = list(SyncRun.objects.filter(connection=connection.alias)[:10])
+        last_success = next((run for run in recent_runs if run.status in ("success", "partial")), None)
+        if last_success is None and len(recent_runs) == 10:  # older than the ten shown
+            last_success = SyncRun.objects.filter(
+                connection=connection.alias, status__in=["success", "partial"]
+            ).first()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Connection {connection.alias}",
             "connection": connection,
             "adapter_name": self.adapter(connection),
-            "last_success": SyncRun.objects.filter(
-                connection=connection.alias, status__in=["success", "partial"]
-            ).first(),
-            "recent_runs": SyncRun.objects.filter(connection=connection.alias)[:10],
+            "last_success": last_success,
+            "recent_runs": recent_runs,
+            # The counts above are whole; the lists show the first HEALTH_ROWS, so the page
+            # costs the same with 10 or 10,000 quarantined records.
             "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
-                :100
+                :HEALTH_ROWS
             ],
-            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:100],
+            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:HEALTH_ROWS],
             "conflicts_url": reverse("admin:crmsync_conflict_changelist")
             + f"?status__exact=open&connection__exact={connection.alias}",
             "can_sync": self.has_sync_permission(request),

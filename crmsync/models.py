@@ -302,7 +302,11 @@ class SyncConnectionQuerySet(models.QuerySet):
         from .conf import app_settings
 
         aliases = list(app_settings.CONNECTIONS)
-        self.bulk_create([SyncConnection(alias=alias) for alias in aliases], ignore_conflicts=True)
+        # Rows are made once: a page that shows health reads (one SELECT) and never takes
+        # the database's write lock (SQLite) to insert nothing.
+        missing = set(aliases) - set(self.filter(alias__in=aliases).values_list("alias", flat=True))
+        if missing:
+            self.bulk_create([SyncConnection(alias=alias) for alias in missing], ignore_conflicts=True)
         return self.filter(alias__in=aliases).annotate(
             open_conflicts=_count_per_connection(Conflict.objects.filter(status=ConflictStatus.OPEN)),
             quarantined=_count_per_connection(OutboxEntry.objects.filter(quarantined=True))
@@ -369,6 +373,9 @@ class SyncLink(models.Model):
             models.UniqueConstraint(fields=["connection", "entity", "local_id"], name="crmsync_link_local"),
             models.UniqueConstraint(fields=["connection", "entity", "remote_id"], name="crmsync_link_remote"),
         ]
+        # A record's links on every connection (its change page, an activity's "synced"
+        # flag): the unique indexes lead with the connection.
+        indexes = [models.Index(fields=["entity", "local_id"], name="crmsync_link_entity_local")]
 
     def __str__(self):
         return f"{self.connection}:{self.entity}:{self.local_id}"
@@ -394,6 +401,8 @@ class OutboxEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "entity", "local_id"], name="crmsync_outbox_unique")
         ]
+        # The health page's pending and quarantined counts and its quarantined list.
+        indexes = [models.Index(fields=["connection", "quarantined"], name="crmsync_outbox_conn_quar")]
 
 
 class QuarantinedPageQuerySet(models.QuerySet):
@@ -464,10 +473,16 @@ class FieldOwnership(models.Model):
         validate_ownership(self.connection, self.entity, self.field)
 
 
+def open_first_ordering() -> list:
+    """Open conflicts first, newest first within each status (the admin's changelist and
+    the API both order by this)."""
+    return [Case(When(status=ConflictStatus.OPEN, then=0), default=1).asc(), "-created_at", "-pk"]
+
+
 class ConflictQuerySet(models.QuerySet):
     def open_first(self):
         """Open conflicts first, newest first within each status."""
-        return self.order_by(Case(When(status=ConflictStatus.OPEN, then=0), default=1), "-created_at")
+        return self.order_by(*open_first_ordering())
 
 
 class Conflict(models.Model):
@@ -505,6 +520,9 @@ class Conflict(models.Model):
                 name="crmsync_conflict_one_open",
             )
         ]
+        # Open conflicts per connection (health page, API): the partial unique index above
+        # cannot serve a query whose status is a bound parameter (SQLite).
+        indexes = [models.Index(fields=["connection", "status"], name="crmsync_conflict_conn_status")]
 
     def __str__(self):
         return f"{self.record_name or self.object_id}.{self.field} ({self.get_status_display()})"
@@ -542,6 +560,8 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # A connection's latest runs (health page, API), among every connection's.
+        indexes = [models.Index(fields=["connection", "-started_at"], name="crmsync_run_conn_started")]
 
     def __str__(self):
         return f"{self.connection} {self.started_at:%Y-%m-%d %H:%M} {self.status}"

@@ -51,9 +51,23 @@ def test_bench_smoke_reports_every_measure(tmp_path):
         "api p50 ratio",
         "api query growth",
         "freshness s",
+        "push cpu floor ratio",
+        "pull cpu floor ratio",
+        "scaleout ratio",
     ):
         assert f"| {measure} |" in table
     # Ratios that do not depend on the machine's speed hold even at smoke sizes.
     assert "throttled 429: 0" in table
     idle_row = next(line for line in table.splitlines() if line.startswith("| idle query ratio"))
     assert "1.000" in idle_row
+    # The scale section: every page beside its plain twin, and the idle cycle.
+    for row in (
+        "admin deals changelist",
+        "admin deal change page",
+        "api ?stage=",
+        "api deep page",
+        "idle cycle",
+    ):
+        assert f"| scale: {row}" in table
+    scaleout = next(line for line in table.splitlines() if line.startswith("| scaleout ratio"))
+    assert "429: 0" in scaleout and "overlapping runs: 0" in scaleout

@@ -29,7 +29,11 @@ class UTCDateTimeFilter(filters.IsoDateTimeFilter):
 
 
 class OpportunityFilter(filters.FilterSet):
-    stage = filters.MultipleChoiceFilter(choices=DealStage.choices, help_text="Repeat for several stages.")
+    # distinct=False: a filter on the deal's own column cannot duplicate rows, and
+    # django-filter's default (SELECT DISTINCT over every column) sorts the whole match.
+    stage = filters.MultipleChoiceFilter(
+        choices=DealStage.choices, distinct=False, help_text="Repeat for several stages."
+    )
     close_date = filters.DateFromToRangeFilter(help_text="close_date_after / close_date_before (inclusive).")
     value_min = filters.NumberFilter(field_name="value", lookup_expr="gte")
     value_max = filters.NumberFilter(field_name="value", lookup_expr="lte")

@@ -24,21 +24,37 @@ def owners(connection: str, entity: str) -> dict[str, Owner]:
     return result
 
 
-def crm_owned_fields(instance) -> dict[str, str]:
-    """{field: connection} for the fields a CRM owns (human) on a linked record: the CRM's
-    value replaces a local edit there. Empty for an unsaved or unlinked record."""
+def sync_links(instance) -> list:
+    """The record's SyncLinks (every connection), read once per instance: a page that asks
+    for its ownership and its remote twins several times reads them in one query."""
     from ..models import SyncLink
 
     if instance is None or instance.pk is None:
+        return []
+    cached = instance.__dict__.get("_crmsync_links")
+    if cached is None:
+        cached = list(SyncLink.objects.filter(entity=instance.entity_name, local_id=instance.pk))
+        instance.__dict__["_crmsync_links"] = cached
+    return cached
+
+
+def crm_owned_fields(instance) -> dict[str, str]:
+    """{field: connection} for the fields a CRM owns (human) on a linked record: the CRM's
+    value replaces a local edit there. Empty for an unsaved or unlinked record.
+
+    Computed once per instance (the admin asks for it several times per page)."""
+    if instance is None or instance.pk is None:
         return {}
+    cached = instance.__dict__.get("_crmsync_crm_owned")
+    if cached is not None:
+        return cached
     entity = instance.entity_name
     owned: dict[str, str] = {}
-    for alias in SyncLink.objects.filter(entity=entity, local_id=instance.pk).values_list(
-        "connection", flat=True
-    ):
+    for alias in sorted({link.connection for link in sync_links(instance)}):
         for field, owner in owners(alias, entity).items():
             if owner == Owner.HUMAN:
                 owned.setdefault(field, alias)
+    instance.__dict__["_crmsync_crm_owned"] = owned
     return owned
 
 

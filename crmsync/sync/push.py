@@ -8,7 +8,7 @@ remote as last agreed (``apply.merge_linked`` with no remote record).
 
 import dataclasses
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..adapters.base import Unmapped
@@ -192,15 +192,15 @@ def enqueue_unlinked(ctx: RunContext, entity: str) -> None:
         candidates = candidates.filter(updated_at__gte=cursor.unlinked_scan_at)
         if not candidates.exists():
             return
+    # NOT EXISTS, correlated on the unique (connection, entity, local_id) indexes: one
+    # probe per candidate. NOT IN (subquery) read every link of the connection each time
+    # (PostgreSQL hashed them all, SQLite listed them), whatever the number of candidates.
+    pk = OuterRef("pk")
+    linked = SyncLink.objects.filter(connection=ctx.alias, entity=entity, local_id=pk)
+    queued = OutboxEntry.objects.filter(connection=ctx.alias, entity=entity, local_id=pk)
     while not ctx.out_of_time():
         ids = list(
-            candidates.exclude(
-                pk__in=SyncLink.objects.filter(connection=ctx.alias, entity=entity).values("local_id")
-            )
-            .exclude(
-                pk__in=OutboxEntry.objects.filter(connection=ctx.alias, entity=entity).values("local_id")
-            )
-            .values_list("pk", flat=True)[:5000]
+            candidates.exclude(Exists(linked)).exclude(Exists(queued)).values_list("pk", flat=True)[:5000]
         )
         if not ids:
             SyncCursor.objects.filter(pk=cursor.pk).update(unlinked_scan_at=started)
