@@ -43,11 +43,9 @@ class CreateBatch:
         chunk = [pk] + [other for other in self.planned if other != pk and other not in self.marked]
         chunk = chunk[:MARK_AHEAD]
         now = timezone.now()
+        rows = [OutboxEntry(pk=each, create_sent_at=now, create_values=self.planned[each]) for each in chunk]
         with ctx.atomic():
-            for each in chunk:
-                OutboxEntry.objects.filter(pk=each).update(
-                    create_sent_at=now, create_values=self.planned[each]
-                )
+            OutboxEntry.objects.bulk_update(rows, ["create_sent_at", "create_values"])
         for each in chunk:
             self.marked[each] = self.planned.pop(each)
 
