@@ -5,19 +5,33 @@ on first use (or given as ``data_source_id``), queried through
 ``/v1/data_sources/{id}/query``, and pages are created with a data-source parent.
 This is the only module that imports ``notion_client``.
 
+Ids in OPTIONS are taken with or without dashes or as the database's Notion URL.
+What the adapter learns about the remote side (the resolved data source, property
+ids and types) is kept in ``SyncConnection.remote_state``, so a new process sends
+no request for it (it is read again after a 404 or when a page shows the schema
+changed). Mapped properties are followed by id: a property renamed in Notion keeps
+syncing; one that is missing or retyped blocks its field (``blocked_fields``).
+
 Exactly one layer retries: notion-client's own retries are turned off and tenacity
 retries 429, 5xx, 529, timeouts and connection errors with exponential backoff and
 jitter, waiting at least ``Retry-After``. A create whose outcome is unknown is never
 retried here: it raises ``AmbiguousWriteError`` so that the caller looks the page up
 by its CRM Sync ID first. Every HTTP request, retries included, first takes a slot
 of the connection's request budget (shared by every process, see ``ratelimit``).
+A ``Retry-After`` longer than ``max_retry_wait`` raises ``RateLimitDeferred``, and
+the wait is kept (``ratelimit.Hold``) so that no process of the connection, nor of
+any connection on the same token for a workspace limit, sends before it ends.
+See docs/notion-limits.md for the limits this relies on.
 """
 
 import contextlib
 import datetime as dt
 import email.utils
+import hashlib
+import json
 import logging
 import random
+import time
 
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception
@@ -26,14 +40,18 @@ from ..entities import ENTITIES
 from ..exceptions import (
     AdapterError,
     AmbiguousWriteError,
+    CapExceeded,
     ConfigurationError,
+    FieldBlocked,
+    InvalidOption,
     MappingError,
+    RateLimitDeferred,
     RemoteNotFound,
     TransientAdapterError,
 )
 from . import notion_properties as props
 from .base import REQUIRED, ChangePage, CRMAdapter, RemoteRecord
-from .ratelimit import RateBudget
+from .ratelimit import Hold, RateBudget
 
 try:
     import httpx
@@ -51,6 +69,12 @@ DATABASE_OPTIONS = {
     "contact": ("contacts_database_id", "contacts_data_source_id"),
     "activity": ("activities_database_id", "activities_data_source_id"),
 }
+ID_OPTIONS = tuple(name for names in DATABASE_OPTIONS.values() for name in names)
+# additional_data.rate_limit_reason of Notion's per-workspace limit (shared by every
+# connection of the workspace); other reasons hold this connection only.
+WORKSPACE_LIMIT = "public_api_space_request_rate_limit"
+# At most one schema re-read per entity in this long when pages show it changed.
+SCHEMA_REFRESH = 60.0
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
@@ -61,9 +85,29 @@ def notion_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: an integer, or an HTTP date."""
+    if not value:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return None
+
+
+def schema_entry(entry: dict) -> dict:
+    """What is kept of a data source's schema entry: id, type, status option names."""
+    kept = {"id": entry.get("id"), "type": entry.get("type")}
+    if entry.get("type") == "status":
+        kept["options"] = [o.get("name") for o in (entry.get("status") or {}).get("options") or []]
+    return kept
+
+
 class NotionAdapter(CRMAdapter):
     OPTIONS = {
         "token": REQUIRED,
+        # Ids as people paste them: with or without dashes, or the database's Notion URL.
         "database_id": None,
         "data_source_id": None,
         "contacts_database_id": None,
@@ -78,7 +122,8 @@ class NotionAdapter(CRMAdapter):
         "max_retries": 5,
         # Seconds before the first retry; doubles with each one (capped at 30 s).
         "retry_backoff": 0.5,
-        # Longest single wait between retries; a Retry-After beyond it gives up instead.
+        # Longest single wait between retries; a longer Retry-After defers the run instead
+        # (RateLimitDeferred), and nothing is sent before the time Notion named.
         "max_retry_wait": 120.0,
         # {entity: {field: "Property" | ("Property", "type") | None}} over DESIGN §4.
         "properties": {},
@@ -94,6 +139,16 @@ class NotionAdapter(CRMAdapter):
         if notion_client is None:
             raise ConfigurationError("NotionAdapter needs notion-client: pip install 'crmsync[notion]'.")
         super().__init__(alias, **options)
+        for name in ID_OPTIONS:
+            if self.options[name]:
+                try:
+                    self.options[name] = props.parse_notion_id(self.options[name])
+                except ValueError as err:
+                    raise InvalidOption(
+                        f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}]: {err}. Paste the id '
+                        "(with or without dashes) or the database's URL from Notion's address bar.",
+                        option=name,
+                    ) from err
         if not (self.options["database_id"] or self.options["data_source_id"]):
             raise ConfigurationError(
                 f'Missing option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]["database_id"] '
@@ -111,14 +166,23 @@ class NotionAdapter(CRMAdapter):
                     f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]["properties"][{entity!r}]: {err}'
                 ) from err
         self._client = None
+        self._remote: dict | None = None  # SyncConnection.remote_state["notion"], read once
         self._data_sources: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
+        self._resolved: dict[str, tuple[dict, dict]] = {}
+        self._schema_read_at: dict[str, float] = {}
+        # {page id: {property id: date value}} of pages read, for the date properties
+        # whose range end or time of day a pushed date must keep (None: nothing to keep).
+        self._dates: dict[str, dict | None] = {}
         self._warned: set = set()
         self._requests = 0
         self.server_time: dt.datetime | None = None  # Notion's clock, from the last Date header
         self._clock_offset: dt.timedelta | None = None  # Notion's clock minus ours
         rate = self.options["requests_per_second"]
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
+        # Never the token itself: a digest names the workspace hold all its connections share.
+        token_key = hashlib.sha256(str(self.options["token"]).encode()).hexdigest()[:24]
+        self.hold = Hold([f"notion-hold:{alias}", f"notion-hold:token:{token_key}"])
 
     # --- Configuration ---------------------------------------------------------------
 
@@ -180,9 +244,68 @@ class NotionAdapter(CRMAdapter):
             self._clock_offset = self.server_time - timezone.now() + dt.timedelta(seconds=0.5)
 
     def _before_request(self, request):
+        # A hold Notion asked for (here or in another process) is waited out, or, when it
+        # is longer than max_retry_wait, nothing is sent at all.
+        wait = self.hold.until() - time.time()
+        if wait > 0:
+            if wait > self.options["max_retry_wait"]:
+                raise self._deferred("a rate-limit wait Notion asked for is still on", time.time() + wait)
+            time.sleep(wait)
         if self.budget:
             self.budget.acquire()
         self._requests += 1
+
+    def deferred_until(self) -> dt.datetime | None:
+        """When Notion allows this connection to send again, if it asked to wait (a
+        ``Retry-After``, kept across processes); None when nothing is held."""
+        until = self.hold.until()
+        return dt.datetime.fromtimestamp(until, dt.UTC) if until > time.time() else None
+
+    def _deferred(self, why, until, *, scope="connection", reason=None, status=None, code="rate_limited"):
+        moment = dt.datetime.fromtimestamp(until, dt.UTC)
+        return RateLimitDeferred(
+            f"Notion rate limit ({reason or scope}): {why}; nothing is sent before {moment:%Y-%m-%d %H:%M:%S} UTC",
+            alias=self.alias,
+            status=status,
+            code=code,
+            retry_after=max(0.0, until - time.time()),
+            until=moment,
+            scope=scope,
+            reason=reason,
+        )
+
+    # --- Remote state kept across processes --------------------------------------------
+
+    def _state(self, entity: str) -> dict:
+        """What is known of ``entity``'s data source, for the configured ids (a changed
+        setting starts afresh)."""
+        from ..models import SyncConnection
+
+        if self._remote is None:
+            stored = SyncConnection.objects.filter(alias=self.alias).values_list("remote_state", flat=True)
+            self._remote = dict(((stored.first() or {}).get("notion")) or {})
+        key = {name: self.options[name] for name in DATABASE_OPTIONS[entity]}
+        state = self._remote.get(entity)
+        if not isinstance(state, dict) or any(state.get(k) != v for k, v in key.items()):
+            state = self._remote[entity] = dict(key)
+        return state
+
+    def _save_state(self) -> None:
+        from ..models import SyncConnection
+
+        value = {"notion": self._remote or {}}
+        if not SyncConnection.objects.filter(alias=self.alias).update(remote_state=value):
+            SyncConnection.objects.get_or_create(alias=self.alias, defaults={"remote_state": value})
+
+    def _forget(self, entity: str) -> None:
+        """Drop what is known of ``entity``'s data source (it answered 404)."""
+        self._data_sources.pop(entity, None)
+        self._schemas.pop(entity, None)
+        self._resolved.pop(entity, None)
+        state = self._state(entity)
+        for key in ("data_source_id", "schema"):
+            state.pop(key, None)
+        self._save_state()
 
     # --- Calling the API ------------------------------------------------------------------
 
@@ -203,13 +326,10 @@ class NotionAdapter(CRMAdapter):
         if isinstance(err, HTTPResponseError):
             status, code = err.status, getattr(err.code, "value", err.code)
             message = str(err) or f"HTTP {status}"
-            retry_after = None
-            with contextlib.suppress(TypeError, ValueError):
-                retry_after = float(err.headers.get("retry-after"))
-            if status == 429 or code == "rate_limited":
-                return TransientAdapterError(
-                    message, alias=self.alias, status=status, code=code, retry_after=retry_after
-                )
+            retry_after = retry_after_seconds(err.headers.get("retry-after"))
+            if status in (429, 529) or code in ("rate_limited", "service_overload"):
+                # Notion: handle 529 like 429 (the request was not applied).
+                return self._rate_limited(err, message, status, retry_after)
             if status >= 500 or code == "conflict_error":
                 cls = AmbiguousWriteError if create and status >= 500 else TransientAdapterError
                 return cls(message, alias=self.alias, status=status, code=code, retry_after=retry_after)
@@ -217,6 +337,30 @@ class NotionAdapter(CRMAdapter):
                 return RemoteNotFound(message, alias=self.alias, status=status, code=code)
             return AdapterError(message, alias=self.alias, status=status, code=code)
         raise err
+
+    def _rate_limited(self, err, message, status, retry_after) -> TransientAdapterError:
+        code = "rate_limited" if status == 429 else "service_overload"
+        reason = None
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            reason = (json.loads(err.body).get("additional_data") or {}).get("rate_limit_reason")
+        scope = "workspace" if reason == WORKSPACE_LIMIT else "connection"
+        if retry_after and (scope == "workspace" or retry_after > self.options["max_retry_wait"]):
+            # Kept for every process (and, for a workspace limit, every connection on
+            # this token): none sends before Notion's time.
+            until = time.time() + retry_after
+            self.hold.hold(until, keys=None if scope == "workspace" else self.hold.keys[:1])
+            if retry_after > self.options["max_retry_wait"]:
+                return self._deferred(
+                    f"Retry-After {retry_after:.0f} s is over max_retry_wait",
+                    until,
+                    scope=scope,
+                    reason=reason,
+                    status=status,
+                    code=code,
+                )
+        return TransientAdapterError(
+            message, alias=self.alias, status=status, code=code, retry_after=retry_after
+        )
 
     def _wait(self, retry_state) -> float:
         # Exponential backoff with "equal jitter": half fixed, half random.
@@ -228,13 +372,13 @@ class NotionAdapter(CRMAdapter):
         return max(backoff, retry_after)
 
     def _stop(self, retry_state) -> bool:
-        error = retry_state.outcome.exception()
-        too_long = (getattr(error, "retry_after", None) or 0) > self.options["max_retry_wait"]
-        return too_long or retry_state.attempt_number > self.options["max_retries"]
+        return retry_state.attempt_number > self.options["max_retries"]
 
     def _call(self, method, *, create: bool = False, **kwargs):
         def retryable(err):
-            return isinstance(err, TransientAdapterError) and not isinstance(err, AmbiguousWriteError)
+            return isinstance(err, TransientAdapterError) and not isinstance(
+                err, AmbiguousWriteError | RateLimitDeferred
+            )
 
         for attempt in Retrying(
             retry=retry_if_exception(retryable), wait=self._wait, stop=self._stop, reraise=True
@@ -244,6 +388,17 @@ class NotionAdapter(CRMAdapter):
                     return method(**kwargs)
                 except Exception as err:
                     raise self._wrap(err, create=create) from err
+
+    def _on_source(self, entity: str, method, **kwargs):
+        """``method(data_source_id=..., **kwargs)``; a data source resolved from the
+        database that answers 404 is resolved again once (it may have been replaced)."""
+        try:
+            return self._call(method, data_source_id=self.data_source_id(entity), **kwargs)
+        except RemoteNotFound:
+            if self.options[DATABASE_OPTIONS[entity][1]]:
+                raise  # configured, not resolved: nothing to resolve again
+            self._forget(entity)
+            return self._call(method, data_source_id=self.data_source_id(entity), **kwargs)
 
     # --- Data sources and schema ----------------------------------------------------------
 
@@ -258,63 +413,160 @@ class NotionAdapter(CRMAdapter):
                         f'Connection {self.alias!r} has no {entity} database: set CRMSYNC["CONNECTIONS"]'
                         f'[{self.alias!r}]["OPTIONS"][{database_option!r}].'
                     )
-                database = self._call(self.client.databases.retrieve, database_id=database_id)
-                sources = database.get("data_sources") or []
-                if len(sources) != 1:
-                    names = ", ".join(f"{s.get('name')!r} ({s['id']})" for s in sources) or "none"
-                    raise ConfigurationError(
-                        f"Notion database {database_id} has {len(sources)} data sources ({names}): set "
-                        f'CRMSYNC["CONNECTIONS"][{self.alias!r}]["OPTIONS"][{source_option!r}] to the one to sync.'
-                    )
-                source_id = sources[0]["id"]
+                state = self._state(entity)
+                source_id = state.get("data_source_id")
+                if not source_id:
+                    source_id = self._resolve_data_source(entity, database_id, source_option)
+                    state["data_source_id"] = source_id
+                    self._save_state()
             self._data_sources[entity] = source_id
         return self._data_sources[entity]
 
-    def schema(self, entity: str) -> dict:
-        """{property name: schema entry} of the entity's data source (fetched once)."""
-        if entity not in self._schemas:
-            source = self._call(self.client.data_sources.retrieve, data_source_id=self.data_source_id(entity))
-            self._schemas[entity] = source.get("properties") or {}
+    def _resolve_data_source(self, entity, database_id, source_option) -> str:
+        database = self._call(self.client.databases.retrieve, database_id=database_id)
+        sources = database.get("data_sources") or []
+        if len(sources) != 1:
+            names = ", ".join(f"{s.get('name')!r} ({s['id']})" for s in sources) or "none"
+            raise ConfigurationError(
+                f"Notion database {database_id} has {len(sources)} data sources ({names}): set "
+                f'CRMSYNC["CONNECTIONS"][{self.alias!r}]["OPTIONS"][{source_option!r}] to the one to sync.'
+            )
+        return sources[0]["id"]
+
+    def schema(self, entity: str, *, refresh: bool = False) -> dict:
+        """{property name: {"id", "type"[, "options"]}} of the entity's data source (read
+        once, kept across processes; ``refresh`` reads it again)."""
+        if refresh or entity not in self._schemas:
+            state = self._state(entity)
+            if refresh or "schema" not in state:
+                source = self._on_source(entity, self.client.data_sources.retrieve)
+                state = self._state(entity)
+                state["schema"] = {
+                    name: schema_entry(entry) for name, entry in (source.get("properties") or {}).items()
+                }
+                self._schema_read_at[entity] = time.monotonic()
+                self._resolved.pop(entity, None)
+                self._save_state()
+            self._schemas[entity] = state["schema"]
         return self._schemas[entity]
+
+    def resolved(self, entity: str) -> tuple[dict, dict]:
+        """({field: (property name now, type, property id)}, {field: why it is blocked}) for
+        every mapped field and "id" (the CRM Sync ID).
+
+        A field follows the id of the property its configured name first resolved to, so
+        a property renamed in Notion keeps syncing; a property that is missing, or of a
+        type the field cannot hold, blocks the field.
+        """
+        if entity not in self._resolved:
+            schema = self.schema(entity)
+            names = {entry["id"]: name for name, entry in schema.items()}
+            state = self._state(entity)
+            known = state.setdefault("fields", {})
+            wanted = {**self.mapping(entity), "id": (props.SYNC_ID_PROPERTY, "rich_text")}
+            fields, blocked, changed = {}, {}, False
+            for field, (prop, ptype) in wanted.items():
+                kind = "text" if field == "id" else ENTITIES[entity].field(field).kind
+                stored = known.get(field)
+                if stored and stored[0] == prop and stored[1] in names:
+                    name = names[stored[1]]
+                elif prop in schema:
+                    name = prop
+                else:
+                    blocked[field] = f"property {prop!r} ({ptype}, for {field}) is missing"
+                    continue
+                entry = schema[name]
+                if stored != [prop, entry["id"]]:
+                    known[field], changed = [prop, entry["id"]], True
+                if entry["type"] not in props.allowed_types(kind, ptype):
+                    blocked[field] = f"property {name!r} is {entry['type']}, expected {ptype} (for {field})"
+                    continue
+                fields[field] = (name, entry["type"], entry["id"])
+            if changed:
+                self._save_state()
+            self._resolved[entity] = (fields, blocked)
+        return self._resolved[entity]
+
+    def blocked_fields(self, entity: str) -> dict[str, str]:
+        """{field: reason} of the mapped fields whose Notion property is missing or has
+        another type: they are left out of every record read and refused in updates."""
+        return {field: why for field, why in self.resolved(entity)[1].items() if field != "id"}
+
+    def id_property(self, entity: str) -> str | None:
+        """The id of the data source's ID (``unique_id``) property, if it has one."""
+        return next((e["id"] for e in self.schema(entity).values() if e["type"] == "unique_id"), None)
 
     def schema_problems(self, entity: str) -> list[str]:
         """Every mapped property missing from the data source or of a type that cannot hold it."""
-        schema = self.schema(entity)
-        problems = []
-        wanted = {**self.mapping(entity), "id": (props.SYNC_ID_PROPERTY, "rich_text")}
-        for field, (prop, ptype) in wanted.items():
-            actual = schema.get(prop, {}).get("type")
-            kind = "text" if field == "id" else ENTITIES[entity].field(field).kind
-            allowed = {ptype} | ({"select", "status"} if kind == "choice" else set())
-            if actual is None:
-                problems.append(f"{entity}: property {prop!r} ({ptype}, for {field}) is missing")
-            elif actual not in allowed:
-                problems.append(f"{entity}: property {prop!r} is {actual}, expected {ptype} (for {field})")
-        return problems
+        return [f"{entity}: {why}" for why in self.resolved(entity)[1].values()]
 
     def check(self) -> list[str]:
         problems = []
         for entity in sorted(self.entities):
             try:
+                self.schema(entity, refresh=True)
                 problems += self.schema_problems(entity)
             except AdapterError as err:
                 problems.append(f"{entity}: cannot read the data source: {err}")
         return problems
+
+    def advice(self) -> list[str]:
+        """Recommendations that are not errors (``crmsync_check`` prints them)."""
+        notes = []
+        for entity in sorted(self.entities):
+            with contextlib.suppress(AdapterError):
+                if self.id_property(entity) is None:
+                    first = self._on_source(entity, self.client.data_sources.query, page_size=PAGE_SIZE)
+                    if first.get("has_more"):
+                        notes.append(
+                            f"{entity}: the data source holds more than {PAGE_SIZE} pages and has no ID "
+                            "(unique_id) property: add one, or a bulk import or edit of more than "
+                            "10,000 pages in one minute cannot be read (the sync fails until then)."
+                        )
+        return notes
+
+    def _maybe_refresh(self, entity: str, page: dict, fields: dict, blocked: dict) -> bool:
+        """Read the schema again when a page shows it changed (a mapped property gone or
+        retyped, or a missing one back); at most once per SCHEMA_REFRESH per entity."""
+        properties = [v for v in (page.get("properties") or {}).values() if isinstance(v, dict)]
+        types = {v.get("id"): v.get("type") for v in properties}
+        names = set(page.get("properties") or {})
+        drift = any(types.get(pid) != ptype for _, ptype, pid in fields.values()) or any(
+            self._configured_name(entity, field) in names for field in blocked
+        )
+        last = self._schema_read_at.get(entity)
+        if not drift or (last is not None and time.monotonic() - last < SCHEMA_REFRESH):
+            return False
+        self.schema(entity, refresh=True)
+        return True
+
+    def _configured_name(self, entity, field):
+        return props.SYNC_ID_PROPERTY if field == "id" else self.mapping(entity)[field][0]
 
     # --- Translation -------------------------------------------------------------------------
 
     def _kinds(self, entity):
         return {spec.name: spec.kind for spec in ENTITIES[entity].fields}
 
+    def _places(self, entity):
+        return {spec.name: spec.decimal_places for spec in ENTITIES[entity].fields}
+
     def page_to_record(self, entity: str, page: dict) -> RemoteRecord:
-        mapping = self.mapping(entity)
-        wanted = {prop for prop, _ in mapping.values()} | {props.SYNC_ID_PROPERTY}
-        for name, value in (page.get("properties") or {}).items():
-            if name in wanted and isinstance(value, dict) and props.page_is_truncated(value):
-                page["properties"][name] = self._read_full_property(page["id"], value)
-        values = props.page_to_values(page, mapping, self._kinds(entity), self.choice_options(entity))
-        sync_value = (page.get("properties") or {}).get(props.SYNC_ID_PROPERTY)
-        sync_id = props.from_property(sync_value, "text") if isinstance(sync_value, dict) else None
+        fields, blocked = self.resolved(entity)
+        if self._maybe_refresh(entity, page, fields, blocked):
+            fields, blocked = self.resolved(entity)
+        properties = page.get("properties") or {}
+        for name, value in properties.items():
+            wanted = isinstance(value, dict) and any(value.get("id") == pid for _, _, pid in fields.values())
+            if wanted and props.page_is_truncated(value):
+                properties[name] = self._read_full_property(page["id"], value)
+        mapping = {field: spec for field, spec in fields.items() if field != "id"}
+        values = props.page_to_values(
+            page, mapping, self._kinds(entity), self.choice_options(entity), self._places(entity)
+        )
+        sync_value = props.find_property(properties, *fields["id"][::2]) if "id" in fields else None
+        sync_id = props.from_property(sync_value, "text") if sync_value else None
+        self._remember_dates(page, mapping)
         return RemoteRecord(
             remote_id=page["id"],
             sync_id=sync_id.strip() if sync_id else None,
@@ -324,6 +576,18 @@ class NotionAdapter(CRMAdapter):
             created_at=parse_time(page.get("created_time")),
             raw=page,
         )
+
+    def _remember_dates(self, page: dict, mapping: dict) -> None:
+        """Keep what a later push of a date must not erase: a range's end, a time of day."""
+        kept = {}
+        for name, ptype, pid in mapping.values():
+            if ptype == "date":
+                value = (props.find_property(page.get("properties") or {}, name, pid) or {}).get("date")
+                if value and (
+                    value.get("end") or value.get("time_zone") or "T" in (value.get("start") or "")
+                ):
+                    kept[pid] = value
+        self._dates[page["id"]] = kept or None
 
     def readable_record(self, entity: str, page: dict) -> RemoteRecord:
         """``page_to_record``, or for a malformed page a record carrying the error (so one
@@ -361,62 +625,112 @@ class NotionAdapter(CRMAdapter):
             if not result.get("has_more") or not cursor:
                 return {**value, ptype: items, "has_more": False}
 
-    def to_properties(self, entity: str, values: dict) -> dict:
-        """Request properties for ``values``; refuses what Notion would refuse (MappingError).
+    def to_properties(self, entity: str, values: dict, *, page_id: str | None = None, create=False) -> dict:
+        """Request properties for ``values``, keyed by property id; refuses what Notion
+        would refuse (MappingError).
 
-        The data source's schema (read once) decides how a property is written (select
-        and status differ; status options must exist). Mapped properties the data
-        source lacks are left out and logged once; ``crmsync_check`` lists them.
+        The data source's schema decides how a property is written (select and status
+        differ; status options must exist). A blocked field (its property missing or
+        retyped) raises FieldBlocked, except on create, where it is left out (the page
+        read back then lacks it, so nothing is recorded as agreed for it). ``page_id``:
+        the page written, so that a pushed date keeps its range end and time of day.
         """
-        schema = self.schema(entity)
-        mapping = {}
-        for field, (prop, ptype) in self.mapping(entity).items():
-            if prop in schema:
-                mapping[field] = (prop, ptype)
-            elif (entity, prop) not in self._warned:
-                self._warned.add((entity, prop))
-                logger.warning(
-                    "%s: Notion property %r (for %s.%s) does not exist; it is not synced",
-                    self.alias,
-                    prop,
-                    entity,
-                    field,
-                )
-        options = self.choice_options(entity)
-        types = {name: entry.get("type") for name, entry in schema.items()}
-        for field, value in values.items():
-            if field not in mapping or value is None:
-                continue
-            prop = mapping[field][0]
-            if types.get(prop) == "status":
-                name = options.get(field, {}).get(value, value)
-                known = {o["name"] for o in schema[prop].get("status", {}).get("options", [])}
-                if name not in known:
-                    raise MappingError(
-                        f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
-                        f"(options: {', '.join(sorted(known))})",
+        fields, blocked = self.resolved(entity)
+        mapping = self.mapping(entity)
+        for field in values:
+            if field in blocked and field in mapping:
+                if not create:
+                    raise FieldBlocked(
+                        f"{field} is not written: {blocked[field]}",
                         field=field,
-                        prop=prop,
+                        prop=mapping[field][0],
+                        reason=blocked[field],
                     )
-        return props.values_to_properties(values, mapping, options, types)
+                if (entity, field) not in self._warned:
+                    self._warned.add((entity, field))
+                    logger.warning("%s: %s.%s is not synced: %s", self.alias, entity, field, blocked[field])
+        options = self.choice_options(entity)
+        for field, value in values.items():
+            if field in fields and value is not None and fields[field][1] == "status":
+                self._check_status_option(entity, field, options.get(field, {}).get(value, value))
+                fields = self.resolved(entity)[0]
+        writable = {field: fields[field] for field in mapping if field in fields}
+        kept = self._dates.get(page_id) or {}
+        current = {name: {"date": kept[pid]} for name, _, pid in writable.values() if pid in kept}
+        return props.values_to_properties(
+            values,
+            {field: (name, ptype, pid) for field, (name, ptype, pid) in writable.items()},
+            options,
+            kinds=self._kinds(entity),
+            current=current,
+        )
+
+    def _check_status_option(self, entity, field, name):
+        fields, _ = self.resolved(entity)
+        prop = fields[field][0]
+        for attempt in range(2):
+            known = self.schema(entity).get(prop, {}).get("options") or []
+            if name in known:
+                return
+            if attempt == 0:  # options are added in Notion: read the schema again once
+                self.schema(entity, refresh=True)
+                fields, _ = self.resolved(entity)
+                if field not in fields:
+                    return
+                prop = fields[field][0]
+        raise MappingError(
+            f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
+            f"(options: {', '.join(sorted(known))})",
+            field=field,
+            prop=prop,
+        )
+
+    def _sync_id_property(self, entity: str, sync_id: str) -> dict:
+        fields, _ = self.resolved(entity)
+        key = fields["id"][2] if "id" in fields else props.SYNC_ID_PROPERTY
+        return {key: {"rich_text": props.rich_text(str(sync_id))}}
+
+    def _sync_id_filter(self, entity: str, sync_id: str) -> dict:
+        fields, _ = self.resolved(entity)
+        key = fields["id"][2] if "id" in fields else props.SYNC_ID_PROPERTY
+        return {"property": key, "rich_text": {"equals": str(sync_id)}}
 
     # --- Hooks ---------------------------------------------------------------------------------
 
     def create(self, entity, values, sync_id):
-        properties = self.to_properties(entity, values)
-        properties[props.SYNC_ID_PROPERTY] = {"rich_text": props.rich_text(str(sync_id))}
-        page = self._call(
-            self.client.pages.create,
-            create=True,
-            parent={"type": "data_source_id", "data_source_id": self.data_source_id(entity)},
-            properties=properties,
-        )
+        properties = self.to_properties(entity, values, create=True)
+        properties.update(self._sync_id_property(entity, sync_id))
+        page = self._create_on_source(entity, properties)
         return self.page_to_record(entity, page)
 
+    def _create_on_source(self, entity, properties):
+        def send(data_source_id):
+            return self._call(
+                self.client.pages.create,
+                create=True,
+                parent={"type": "data_source_id", "data_source_id": data_source_id},
+                properties=properties,
+            )
+
+        try:
+            return send(self.data_source_id(entity))
+        except RemoteNotFound:
+            if self.options[DATABASE_OPTIONS[entity][1]]:
+                raise
+            self._forget(entity)  # a 404 creates nothing: safe to send again
+            return send(self.data_source_id(entity))
+
     def update(self, entity, remote_id, changes, *, sync_id: str | None = None):
-        properties = self.to_properties(entity, changes)
+        fields, _ = self.resolved(entity)
+        dated = any(
+            changes.get(field) is not None and fields.get(field, (None, None))[1] == "date"
+            for field in changes
+        )
+        if dated and remote_id not in self._dates:
+            self.get(entity, remote_id)  # the range end and time of day to keep
+        properties = self.to_properties(entity, changes, page_id=remote_id)
         if sync_id is not None:
-            properties[props.SYNC_ID_PROPERTY] = {"rich_text": props.rich_text(str(sync_id))}
+            properties.update(self._sync_id_property(entity, sync_id))
         page = self._call(self.client.pages.update, page_id=remote_id, properties=properties)
         return self.page_to_record(entity, page)
 
@@ -434,24 +748,32 @@ class NotionAdapter(CRMAdapter):
         )
 
     def _query(self, entity, *, filter=None, sorts=None, in_trash=False):
-        """Yield (response, records) per result page; restarts nothing (see iter_changes)."""
-        kwargs = {"data_source_id": self.data_source_id(entity), "page_size": PAGE_SIZE, "in_trash": in_trash}
+        """Yield (response, records) per result page; restarts nothing (see iter_changes).
+
+        Only pages are asked for (``result_type``); a wiki data source's rows that are
+        data sources are skipped all the same, never counted as records.
+        """
+        kwargs = {"page_size": PAGE_SIZE, "in_trash": in_trash, "result_type": "page"}
         if filter:
             kwargs["filter"] = filter
         if sorts:
             kwargs["sorts"] = sorts
         cursor = None
         while True:
-            response = self._call(
-                self.client.data_sources.query, **kwargs, **({"start_cursor": cursor} if cursor else {})
+            response = self._on_source(
+                entity,
+                self.client.data_sources.query,
+                **kwargs,
+                **({"start_cursor": cursor} if cursor else {}),
             )
-            yield response, [self.readable_record(entity, page) for page in response.get("results", [])]
+            pages = [row for row in response.get("results", []) if row.get("object", "page") == "page"]
+            yield response, [self.readable_record(entity, page) for page in pages]
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
                 return
 
     def find_by_sync_id(self, entity, sync_id):
-        flt = {"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(sync_id)}}
+        flt = self._sync_id_filter(entity, sync_id)
         sorts = [{"timestamp": "created_time", "direction": "ascending"}]
         for in_trash in (False, True):
             found = [
@@ -468,40 +790,85 @@ class NotionAdapter(CRMAdapter):
 
         Trashed pages come first (one ``in_trash`` query; ordinary queries leave them
         out) with no checkpoint; live pages follow in ascending time, each result page
-        with its last time as checkpoint. A query stopped by Notion's 10,000-row cap is
-        continued by a new query from the last time seen (boundary rows repeat). Every
-        page carries ``as_of``: Notion's clock (Date header) at the first answer.
+        with its last time as checkpoint: every page before that time has been yielded.
+        Every page carries ``as_of``: Notion's clock (Date header) at the first answer.
+
+        A query stopped by Notion's 10,000-row cap goes on in a new query: from the last
+        time seen or, when the data source has an ID (``unique_id``) property, from the
+        last (time, ID) seen, so any number of pages sharing one time is read. Without an
+        ID property, pages sharing one time beyond the cap raise ``CapExceeded`` (after
+        the pages read so far, none past the ones not read).
         """
         timestamp = "last_edited_time" if by == "modified" else "created_time"
-        sorts = [{"timestamp": timestamp, "direction": "ascending"}]
         as_of = None
-
-        def window(after):
-            return {"timestamp": timestamp, timestamp: {"on_or_after": notion_time(after)}} if after else None
-
         if include_trashed:
-            for _, records in self._query(entity, filter=window(since), sorts=sorts, in_trash=True):
+            for records, _ in self._windows(entity, since, timestamp, in_trash=True):
                 as_of = as_of or self.server_time
                 yield ChangePage(records, checkpoint=None, as_of=as_of)
-        after = since
+        for records, last in self._windows(entity, since, timestamp):
+            as_of = as_of or self.server_time
+            yield ChangePage(records, checkpoint=last, as_of=as_of)
+
+    def _windows(self, entity, since, timestamp, *, in_trash=False):
+        """(records, last time seen) per result page, in ascending (time[, ID]) order,
+        over as many queries as Notion's cap needs."""
+        id_prop = self.id_property(entity)
+        sorts = [{"timestamp": timestamp, "direction": "ascending"}]
+        if id_prop:
+            sorts.append({"property": id_prop, "direction": "ascending"})
+        attr = "modified_at" if timestamp == "last_edited_time" else "created_at"
+
+        def window(after, number):
+            if after is None:
+                return None
+            on_or_after = {"timestamp": timestamp, timestamp: {"on_or_after": notion_time(after)}}
+            if number is None:
+                return on_or_after
+            later = {"timestamp": timestamp, timestamp: {"after": notion_time(after)}}
+            return {
+                "and": [
+                    on_or_after,
+                    {"or": [later, {"property": id_prop, "unique_id": {"greater_than": number}}]},
+                ]
+            }
+
+        after, number = since, None
         while True:
-            capped, last = False, None
-            for response, records in self._query(entity, filter=window(after), sorts=sorts):
-                if records:
-                    last = getattr(records[-1], "modified_at" if by == "modified" else "created_at")
-                as_of = as_of or self.server_time
-                yield ChangePage(records, checkpoint=last, as_of=as_of)
-                capped = (response.get("request_status") or {}).get("type") == "incomplete"
-            if not capped or last is None or last == after:
+            capped, last, last_number, rows = False, None, None, 0
+            flt = window(after, number)
+            for response, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash):
+                rows += len(response.get("results") or [])
+                for record in records:
+                    last = getattr(record, attr) or last
+                    if id_prop:
+                        last_number = _unique_number(record.raw, id_prop) or last_number
+                yield records, last
+                capped = capped or (response.get("request_status") or {}).get("type") == "incomplete"
+            if not capped:
                 return
-            after = last
+            if id_prop and last is not None and last_number is not None:
+                after, number = last, last_number
+            elif last is not None and (after is None or last > after):
+                after, number = last, None  # the pages at ``last`` are read again
+            else:
+                where = f"{timestamp} {notion_time(last or after)}" if (last or after) else timestamp
+                raise CapExceeded(
+                    f"Notion stopped a query at its result cap ({rows:,} rows) among pages sharing one "
+                    f"{where} in the {entity} data source: they cannot all be read. Add an ID (unique_id) "
+                    "property to the data source; crmsync then splits the query on it.",
+                    alias=self.alias,
+                    code="query_result_limit_reached",
+                    cap=rows,
+                    at=last or after,
+                )
 
     def search(self, entity, flt):
         conditions = []
-        if flt.stage:
-            prop = self.mapping(entity)["stage"][0]
+        fields, _ = self.resolved(entity)
+        if flt.stage and "stage" in fields:
+            _, ptype, key = fields["stage"]
             name = self.choice_options(entity)["stage"].get(flt.stage, flt.stage)
-            conditions.append({"property": prop, "select": {"equals": name}})
+            conditions.append({"property": key, ptype: {"equals": name}})
         if flt.modified_since:
             conditions.append(
                 {
@@ -510,7 +877,7 @@ class NotionAdapter(CRMAdapter):
                 }
             )
         if flt.sync_id:
-            conditions.append({"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(flt.sync_id)}})
+            conditions.append(self._sync_id_filter(entity, flt.sync_id))
         query_filter = {"and": conditions} if len(conditions) > 1 else (conditions[0] if conditions else None)
         for in_trash in (False, True) if flt.include_archived else (False,):
             for _, records in self._query(entity, filter=query_filter, in_trash=in_trash):
@@ -530,3 +897,8 @@ class NotionAdapter(CRMAdapter):
         if entity == "deal":
             return "name" if self.options["match_deals_by_name"] else None
         return super().match_field(entity)
+
+
+def _unique_number(page: dict | None, prop_id: str) -> int | None:
+    value = props.find_property((page or {}).get("properties") or {}, "", prop_id) or {}
+    return (value.get("unique_id") or {}).get("number")
