@@ -94,6 +94,7 @@ class NotionEmulator(ServerMixin, ControlMixin, FaultsMixin, QueriesMixin, Valid
         self.databases: dict[str, dict] = {}
         self.data_sources: dict[str, dict] = {}
         self.pages: dict[str, dict] = {}
+        self.wiki_rows: dict[str, dict] = {}  # data sources listed as rows of a wiki
         self.requests: list[RequestLog] = []
         self.faults: list[Fault] = []
         self.bucket: TokenBucket | None = None

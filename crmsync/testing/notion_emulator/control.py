@@ -33,8 +33,31 @@ class ControlMixin:
                     return 200, {"ids": [self.human_create(match[1], props) for props in data["pages"]]}
                 return 200, {"id": self.human_create(match[1], data.get("properties", {}))}
             if path == "/_emulator/rate-limit" and method == "POST":
-                self.set_rate_limit(data.get("rps"), data.get("burst"))
-                return 200, {"rps": data.get("rps")}
+                # {"rps", "burst", "per_window", "workspace_per_window", "window", "workspace_window"}
+                limits = {
+                    k: data[k]
+                    for k in ("per_window", "workspace_per_window", "window", "workspace_window")
+                    if k in data
+                }
+                self.set_rate_limit(data.get("rps"), data.get("burst"), **limits)
+                return 200, {"rps": data.get("rps"), **limits}
+            if path == "/_emulator/throttle" and method == "POST":
+                # {"count", "retry_after", "reason", "endpoint", "method"}
+                fault = self.throttle_next(**data)
+                return 200, {"count": fault.count, "retry_after": fault.retry_after, "reason": fault.reason}
+            match = re.match(r"^/_emulator/data_sources/([^/]+)/properties$", path)
+            if match and method == "POST":
+                # {"add": {name: type}} | {"rename": [old, new]} | {"delete": name} | {"retype": [name, type]}
+                source = match[1]
+                for name, spec in (data.get("add") or {}).items():
+                    self.add_property(source, name, spec)
+                if "rename" in data:
+                    self.rename_property(source, *data["rename"])
+                if "delete" in data:
+                    self.delete_property(source, data["delete"])
+                if "retype" in data:
+                    self.retype_property(source, *data["retype"])
+                return 200, {"properties": sorted(self.data_sources[source]["properties"])}
             if path == "/_emulator/reset-counters" and method == "POST":
                 self.reset_counters()
                 return 200, {}

@@ -5,7 +5,7 @@ import datetime as dt
 import operator
 import uuid
 
-from .store import MAX_PAGE_SIZE, _fail, parse_time
+from .store import MAX_PAGE_SIZE, _fail, date_start, parse_time
 
 
 class QueriesMixin:
@@ -20,9 +20,17 @@ class QueriesMixin:
         flt = body.get("filter")
         if flt is not None:
             self._check_filter_depth(flt, 0)
+        result_type = body.get("result_type")
+        if result_type not in (None, "page", "data_source"):
+            _fail(
+                f"body failed validation: body.result_type should be `page` or `data_source`, instead was `{result_type}`."
+            )
+        rows = [] if result_type == "data_source" else list(self.pages.values())
+        if result_type != "page":
+            rows += list(self.wiki_rows.values())
         pages = [
             page
-            for page in self.pages.values()
+            for page in rows
             if page["data_source_id"] == source_id and not page["hidden"] and page["in_trash"] == in_trash
         ]
         if flt is not None:
@@ -40,8 +48,9 @@ class QueriesMixin:
         remaining = [page for page in pages if page["id"] not in returned]
         room = self.query_result_cap - len(returned)
         results = remaining[: min(page_size, room)]
-        capped = len(remaining) > len(results) and len(results) == room
-        has_more = len(remaining) > len(results) and not capped
+        # The query matches more than it may return: every page of its result says so.
+        capped = len(returned) + len(remaining) > self.query_result_cap
+        has_more = len(remaining) > len(results) and len(results) < room
         next_cursor = None
         if has_more:
             next_cursor = str(uuid.uuid4())
@@ -88,11 +97,7 @@ class QueriesMixin:
             test = self._date_test(flt.get(field) or {})
             return lambda page: test(page[field])
         key = flt.get("property")
-        name = (
-            key
-            if key in source["properties"]
-            else next((n for n, e in source["properties"].items() if e["id"] == key), None)
-        )
+        name = self._property_name(source, key)
         if name is None:
             _fail(f"Could not find property with name or id: {key}")
         entry = source["properties"][name]
@@ -106,9 +111,20 @@ class QueriesMixin:
         if ptype == "date" and not condition.keys() & {"is_empty", "is_not_empty"}:
             test = self._date_test(condition)
             return lambda page: (
-                (raw := page["properties"][name]["date"]) is not None and test(parse_time(raw["start"]))
+                name in page["properties"]
+                and (raw := page["properties"][name]["date"]) is not None
+                and test(date_start(raw))
             )
-        return lambda page: self._condition(ptype, page["properties"][name][ptype], condition)
+        # A wiki's data-source rows have no properties: no property filter matches them.
+        return lambda page: (
+            name in page["properties"] and self._condition(ptype, page["properties"][name][ptype], condition)
+        )
+
+    def _property_name(self, source, key):
+        """The name of the property named or identified by ``key`` (Notion takes either)."""
+        if key in source["properties"]:
+            return key
+        return next((n for n, e in source["properties"].items() if e["id"] == key), None)
 
     def _condition(self, ptype, raw, condition) -> bool:
         ((op, operand),) = condition.items()
@@ -130,8 +146,8 @@ class QueriesMixin:
                 "starts_with": text.startswith(operand),
                 "ends_with": text.endswith(operand),
             }
-        elif ptype == "number":
-            value = raw
+        elif ptype in ("number", "unique_id"):
+            value = raw["number"] if ptype == "unique_id" and raw else raw
             ops = {
                 "equals": value == operand,
                 "does_not_equal": value != operand,
@@ -201,16 +217,20 @@ class QueriesMixin:
                 field = sort["timestamp"]
                 result.sort(key=lambda p, f=field: p[f], reverse=reverse)
             else:
-                name = sort.get("property")
-                if name not in source["properties"]:
-                    _fail(f"Could not find sort property with name or id: {name}")
-                result.sort(key=lambda p, n=name: self._sort_key(p["properties"][n]), reverse=reverse)
+                name = self._property_name(source, sort.get("property"))
+                if name is None:
+                    _fail(f"Could not find sort property with name or id: {sort.get('property')}")
+                result.sort(key=lambda p, n=name: self._sort_key(p["properties"].get(n)), reverse=reverse)
         return result
 
     def _sort_key(self, value):
+        if value is None:
+            return (0, "")
         simple = self._simple(value)
         if simple is None:
             return (0, "")
         if isinstance(simple, list):
-            return (1, ",".join(simple))
+            return (1, ",".join(map(str, simple)))
+        if isinstance(simple, dict):  # a date range
+            return (1, simple.get("start") or "")
         return (1, simple)

@@ -89,6 +89,7 @@ class ServerMixin:
                 if endpoint == "unknown":
                     _fail("Invalid request URL.", 400, "invalid_request_url")
                 data = self._parse_body(body) if method in ("POST", "PATCH") else {}
+                args = self._path_ids(endpoint, args)
                 payload = getattr(self, "_" + endpoint.replace(".", "_"))(*args, query=query, body=data)
                 if fault and fault.status and fault.after:
                     self._raise_fault(fault)
@@ -182,7 +183,10 @@ class ServerMixin:
         }
 
     def _pages_create(self, query, body):
-        parent = body.get("parent") or {}
+        parent = dict(body.get("parent") or {})
+        for key in ("data_source_id", "database_id"):
+            if parent.get(key) is not None:
+                parent[key] = self._body_id(parent[key], f"body.parent.{key}")
         source_id = parent.get("data_source_id")
         if source_id is None and parent.get("database_id"):
             database = self.databases.get(parent["database_id"])

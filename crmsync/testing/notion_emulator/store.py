@@ -1,8 +1,10 @@
 """The emulator's data: databases, data sources and their schemas, pages, what a
 person does in Notion (``human_create``/``human_edit``), and page objects as Notion renders them."""
 
+import contextlib
 import datetime as dt
 import uuid
+import zoneinfo
 
 API_VERSION = "2025-09-03"
 
@@ -135,6 +137,56 @@ def parse_time(value: str) -> dt.datetime | dt.date:
 
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
+
+
+def split_utf16(text: str, limit: int = 2000) -> list[str]:
+    """Text in pieces of at most ``limit`` UTF-16 code units (what Notion counts), never
+    inside a character: as the Notion app splits long text."""
+    pieces, current, size = [], [], 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if size + width > limit:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(char)
+        size += width
+    if current:
+        pieces.append("".join(current))
+    return pieces
+
+
+def date_start(raw: dict) -> dt.datetime | dt.date:
+    """The start of a stored date value, aware (a naive time is in its ``time_zone``)."""
+    moment = parse_time(raw["start"])
+    if isinstance(moment, dt.datetime) and raw.get("time_zone") and "+" not in raw["start"][10:]:
+        naive = dt.datetime.fromisoformat(raw["start"].replace("Z", ""))
+        moment = naive.replace(tzinfo=zoneinfo.ZoneInfo(raw["time_zone"]))
+    return moment
+
+
+def render_date(raw: dict) -> dict:
+    """A date as the API answers it: a ``time_zone`` set in a request comes back as the
+    UTC offset of each time, with ``time_zone: null`` (developers.notion.com/changelog/
+    time-zone-support)."""
+    zone = zoneinfo.ZoneInfo(raw["time_zone"])
+
+    def offset(text):
+        if not text:
+            return text
+        naive = dt.datetime.fromisoformat(text.replace("Z", "")).replace(tzinfo=None)
+        moment = naive.replace(tzinfo=zone)
+        return moment.isoformat(timespec="milliseconds")
+
+    return {"start": offset(raw["start"]), "end": offset(raw.get("end")), "time_zone": None}
+
+
+def normal_id(value: str) -> str | None:
+    """A Notion id in its dashed form (Notion takes ids with or without dashes); None if
+    the value is no id at all."""
+    compact = str(value).strip().lower().replace("-", "")
+    if len(compact) != 32 or any(c not in "0123456789abcdef" for c in compact):
+        return None
+    return f"{compact[:8]}-{compact[8:12]}-{compact[12:16]}-{compact[16:20]}-{compact[20:]}"
 
 
 class Clock:
@@ -331,25 +383,35 @@ class StoreMixin:
         if ptype == "multi_select":
             return [option["name"] for option in raw]
         if ptype == "date":
+            if raw and (raw.get("end") or raw.get("time_zone")):
+                return dict(raw)
             return raw and raw["start"]
+        if ptype == "unique_id":
+            return raw and raw["number"]
         if ptype == "relation":
             return [item["id"] for item in raw]
         return raw
 
     def _simple_to_request(self, source, name, value):
+        """A request value from a simple one. Text may also be a list of rich text items
+        (recorded ones, with annotations, links and mentions), and a date a dict with
+        ``start``, ``end`` and ``time_zone``."""
         if name not in source["properties"]:
             _fail(f"`{name}` is not a property that exists.")
         ptype = source["properties"][name]["type"]
         if ptype in ("title", "rich_text"):
-            text = value or ""
-            pieces = [text[i : i + TEXT_LIMIT] for i in range(0, len(text), TEXT_LIMIT)]
+            if isinstance(value, list):
+                return {ptype: value}
+            pieces = split_utf16(value or "", TEXT_LIMIT)
             return {ptype: [{"type": "text", "text": {"content": piece}} for piece in pieces]}
         if ptype in ("select", "status"):
             return {ptype: None if value is None else {"name": value}}
         if ptype == "multi_select":
             return {ptype: [{"name": option} for option in value or []]}
         if ptype == "date":
-            return {ptype: None if value is None else {"start": value}}
+            if value is None or isinstance(value, dict):
+                return {ptype: value}
+            return {ptype: {"start": value}}
         if ptype == "relation":
             return {ptype: [{"id": page_id} for page_id in value or []]}
         return {ptype: value}
@@ -387,8 +449,133 @@ class StoreMixin:
             "properties": {name: self._empty(entry) for name, entry in source["properties"].items()},
         }
         self._apply_properties(source, page, properties)
+        for name, entry in source["properties"].items():
+            if entry["type"] == "unique_id":
+                page["properties"][name]["unique_id"] = self._next_unique_id(source, entry)
         self.pages[page["id"]] = page
         return page
+
+    def _next_unique_id(self, source, entry) -> dict:
+        source["next_unique_id"] = source.get("next_unique_id", 0) + 1
+        return {"prefix": (entry.get("unique_id") or {}).get("prefix"), "number": source["next_unique_id"]}
+
+    # --- Schema changes, as a person makes them in Notion -----------------------------------
+
+    def add_property(self, data_source_id: str, name: str, spec: str | dict) -> str:
+        """Add a property (an ID property numbers the existing pages in creation order);
+        returns its id."""
+        with self.lock:
+            source = self.data_sources[data_source_id]
+            spec = {"type": spec} if isinstance(spec, str) else dict(spec)
+            ptype = spec["type"]
+            entry = {"id": _new_property_id({e["id"] for e in source["properties"].values()}), "name": name}
+            entry["type"] = ptype
+            entry[ptype] = (
+                {"options": [self._option(o) for o in spec.get("options", [])]}
+                if ptype
+                in (
+                    "select",
+                    "multi_select",
+                    "status",
+                )
+                else (spec.get(ptype) or {})
+            )
+            source["properties"][name] = entry
+            pages = sorted(
+                (p for p in self.pages.values() if p["data_source_id"] == data_source_id),
+                key=lambda p: (p["created_time"], p["id"]),
+            )
+            for page in pages:
+                page["properties"][name] = self._empty(entry)
+                if ptype == "unique_id":
+                    page["properties"][name]["unique_id"] = self._next_unique_id(source, entry)
+            self._schema_changed(source)
+            return entry["id"]
+
+    def rename_property(self, data_source_id: str, old: str, new: str) -> None:
+        """Rename a property; its id stays (pages keep their values)."""
+        with self.lock:
+            source = self.data_sources[data_source_id]
+            entry = source["properties"].pop(old)
+            entry["name"] = new
+            source["properties"][new] = entry
+            for page in self.pages.values():
+                if page["data_source_id"] == data_source_id and old in page["properties"]:
+                    page["properties"][new] = page["properties"].pop(old)
+            self._schema_changed(source)
+
+    def delete_property(self, data_source_id: str, name: str) -> None:
+        with self.lock:
+            source = self.data_sources[data_source_id]
+            del source["properties"][name]
+            for page in self.pages.values():
+                if page["data_source_id"] == data_source_id:
+                    page["properties"].pop(name, None)
+            self._schema_changed(source)
+
+    def retype_property(self, data_source_id: str, name: str, ptype: str, options=()) -> None:
+        """Change a property's type (its id stays); values convert as the app converts them:
+        through their text (a select becomes a one-option multi-select, a multi-select's
+        first option a select); what cannot convert is emptied."""
+        with self.lock:
+            source = self.data_sources[data_source_id]
+            entry = source["properties"][name]
+            old = entry.pop(entry["type"], None)
+            entry["type"] = ptype
+            entry[ptype] = (
+                {"options": [self._option(o) for o in options]}
+                if ptype
+                in (
+                    "select",
+                    "multi_select",
+                    "status",
+                )
+                else {}
+            )
+            del old
+            for page in self.pages.values():
+                if page["data_source_id"] != data_source_id or name not in page["properties"]:
+                    continue
+                simple = self._simple(page["properties"][name])
+                page["properties"][name] = self._empty(entry)
+                converted = self._convert_simple(simple, ptype)
+                with contextlib.suppress(NotionError):
+                    request = self._simple_to_request(source, name, converted)
+                    value = self._validate(entry, name, request)
+                    page["properties"][name][ptype] = value
+            self._schema_changed(source)
+
+    def _convert_simple(self, simple, ptype):
+        if isinstance(simple, list) and ptype in ("select", "status"):
+            return simple[0] if simple else None
+        if isinstance(simple, list) and ptype in ("title", "rich_text"):
+            return ", ".join(str(v) for v in simple)
+        if simple is not None and not isinstance(simple, list) and ptype == "multi_select":
+            return [str(simple)]
+        if isinstance(simple, int | float) and ptype in ("title", "rich_text", "select"):
+            return str(simple)
+        return simple
+
+    def _schema_changed(self, source) -> None:
+        source["last_edited_time"] = self.clock.now()
+
+    def add_wiki_row(self, data_source_id: str, title: str) -> str:
+        """A data source listed among a wiki data source's rows (queries can return them)."""
+        with self.lock:
+            now = floor_minute(self.clock.now())
+            row_id = str(uuid.uuid4())
+            self.wiki_rows[row_id] = {
+                "id": row_id,
+                "data_source_id": data_source_id,
+                "title": title,
+                "created_time": now,
+                "last_edited_time": now,
+                "in_trash": False,
+                "hidden": False,
+                "properties": {},
+                "kind": "data_source",
+            }
+            return row_id
 
     def _update_page(self, page, body, user):
         source = self.data_sources[page["data_source_id"]]
@@ -436,10 +623,14 @@ class StoreMixin:
                 page["properties"][name]["has_more"] = False
 
     def _page_object(self, page):
+        if page.get("kind") == "data_source":
+            return self._wiki_row_object(page)
         properties = {}
         for name, value in page["properties"].items():
             ptype = value["type"]
             rendered = dict(value)
+            if ptype == "date" and value["date"] and value["date"].get("time_zone"):
+                rendered["date"] = render_date(value["date"])
             if (
                 ptype in ("title", "rich_text", "relation", "people")
                 and isinstance(value.get(ptype), list)
@@ -471,4 +662,19 @@ class StoreMixin:
             "url": f"https://www.notion.so/{page['id'].replace('-', '')}",
             "public_url": None,
             "archived": page["in_trash"],
+        }
+
+    def _wiki_row_object(self, row):
+        return {
+            "object": "data_source",
+            "id": row["id"],
+            "created_time": iso(row["created_time"]),
+            "last_edited_time": iso(row["last_edited_time"]),
+            "title": self._rich_text_items(row["title"]),
+            "description": [],
+            "properties": {},
+            "parent": {"type": "database_id", "database_id": str(uuid.uuid4())},
+            "in_trash": False,
+            "archived": False,
+            "url": f"https://www.notion.so/{row['id'].replace('-', '')}",
         }

@@ -2,11 +2,45 @@
 ``validation_error``, with Notion's messages)."""
 
 import json
+import zoneinfo
+from urllib.parse import unquote
 
-from .store import ANNOTATIONS, ARRAY_LIMIT, READ_ONLY_TYPES, TEXT_LIMIT, _fail, parse_time, utf16_len
+from .store import (
+    ANNOTATIONS,
+    ARRAY_LIMIT,
+    READ_ONLY_TYPES,
+    TEXT_LIMIT,
+    _fail,
+    normal_id,
+    parse_time,
+    utf16_len,
+)
+
+# The path parameter each endpoint's first id is, in Notion's messages.
+PATH_IDS = {"databases": "database_id", "data_sources": "data_source_id", "pages": "page_id"}
 
 
 class ValidationMixin:
+    def _path_ids(self, endpoint: str, args: tuple) -> tuple:
+        """The path's object id in its dashed form: Notion takes ids with or without
+        dashes, and answers 400 (not 404) for what is no id at all."""
+        if not args or endpoint.split(".")[0] not in PATH_IDS:
+            return args
+        param = PATH_IDS[endpoint.split(".")[0]]
+        value = unquote(args[0])
+        dashed = normal_id(value)
+        if dashed is None:
+            _fail(f'path failed validation: path.{param} should be a valid uuid, instead was `"{value}"`.')
+        return (dashed, *args[1:])
+
+    def _body_id(self, value, where: str) -> str:
+        dashed = normal_id(value) if isinstance(value, str) else None
+        if dashed is None:
+            _fail(
+                f"body failed validation: {where} should be a valid uuid, instead was `{json.dumps(value)}`."
+            )
+        return dashed
+
     def _validate(self, entry, name, value):
         ptype = entry["type"]
         where = f"body.properties.{name}"
@@ -46,13 +80,31 @@ class ValidationMixin:
                 return None
             if not isinstance(raw, dict) or not isinstance(raw.get("start"), str):
                 _fail(f"body failed validation: {where}.date.start should be a string.")
-            try:
-                parse_time(raw["start"])
-            except ValueError:
-                _fail(
-                    f"body failed validation: {where}.date.start should be an ISO 8601 date, instead was `{raw['start']}`."
-                )
-            return {"start": raw["start"], "end": raw.get("end"), "time_zone": raw.get("time_zone")}
+            for key in ("start", "end"):
+                if raw.get(key) is None and key == "end":
+                    continue
+                try:
+                    parse_time(raw[key])
+                except (TypeError, ValueError):
+                    _fail(
+                        f"body failed validation: {where}.date.{key} should be an ISO 8601 date, instead was `{raw[key]}`."
+                    )
+            time_zone = raw.get("time_zone")
+            if time_zone is not None:
+                try:
+                    zoneinfo.ZoneInfo(time_zone)
+                except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+                    _fail(f"body failed validation: {where}.date.time_zone should be an IANA time zone.")
+                for key in ("start", "end"):
+                    text = raw.get(key) or ""
+                    if text and (
+                        "T" not in text or text.endswith("Z") or "+" in text[10:] or "-" in text[10:]
+                    ):
+                        _fail(
+                            f"body failed validation: {where}.date.{key} cannot carry a UTC offset or be a "
+                            "date without a time when time_zone is given."
+                        )
+            return {"start": raw["start"], "end": raw.get("end"), "time_zone": time_zone}
         if ptype in ("email", "phone_number", "url"):
             limit = 2000 if ptype == "url" else 200
             if raw is not None and not isinstance(raw, str):
@@ -73,7 +125,9 @@ class ValidationMixin:
                 _fail(
                     f"body failed validation: {where}.{ptype}.length should be ≤ `{ARRAY_LIMIT}`, instead was `{len(raw)}`."
                 )
-            return [{"id": item["id"]} for item in raw]
+            return [
+                {"id": self._body_id(item["id"], f"{where}.{ptype}[{i}].id")} for i, item in enumerate(raw)
+            ]
         _fail(f"Unsupported property type {ptype}.")
 
     def _validate_rich_text(self, raw, where):
@@ -85,6 +139,9 @@ class ValidationMixin:
             )
         items = []
         for index, item in enumerate(raw):
+            if isinstance(item, dict) and item.get("type") in ("mention", "equation"):
+                items.append(self._rich_text_item(item, f"{where}[{index}]"))
+                continue
             text = item.get("text") if isinstance(item, dict) else None
             if not isinstance(text, dict) or not isinstance(text.get("content"), str):
                 _fail(f"body failed validation: {where}[{index}].text.content should be a string.")
@@ -105,6 +162,34 @@ class ValidationMixin:
                 }
             )
         return items
+
+    def _rich_text_item(self, item, where):
+        """A mention or equation item, kept as sent; its ``plain_text`` is what was sent
+        (recorded items carry Notion's rendering) or a rendering of the mention."""
+        kind = item["type"]
+        body = item.get(kind)
+        if not isinstance(body, dict):
+            _fail(f"body failed validation: {where}.{kind} should be an object.")
+        if kind == "equation" and not isinstance(body.get("expression"), str):
+            _fail(f"body failed validation: {where}.equation.expression should be a string.")
+        plain = item.get("plain_text")
+        if plain is None:
+            inner = body.get(body.get("type")) or {}
+            plain = {
+                "equation": body.get("expression"),
+                "user": "@" + str(inner.get("name") or "Anonymous"),
+                "page": "Untitled",
+                "database": "Untitled",
+                "date": inner.get("start"),
+                "link_preview": inner.get("url"),
+            }.get(body.get("type") if kind == "mention" else "equation", "")
+        return {
+            "type": kind,
+            kind: body,
+            "annotations": {**ANNOTATIONS, **(item.get("annotations") or {})},
+            "plain_text": plain or "",
+            "href": item.get("href"),
+        }
 
     def _rich_text_items(self, text):
         return self._validate_rich_text([{"type": "text", "text": {"content": text}}], "title")
