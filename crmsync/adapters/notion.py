@@ -170,7 +170,7 @@ class NotionAdapter(CRMAdapter):
         self._data_sources: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
         self._resolved: dict[str, tuple[dict, dict]] = {}
-        self._schema_read_at: dict[str, float] = {}
+        self._drift_read_at: dict[str, float] = {}  # schema re-read because a page showed drift
         # {page id: {property id: date value}} of pages read, for the date properties
         # whose range end or time of day a pushed date must keep (None: nothing to keep).
         self._dates: dict[str, dict | None] = {}
@@ -284,10 +284,10 @@ class NotionAdapter(CRMAdapter):
         if self._remote is None:
             stored = SyncConnection.objects.filter(alias=self.alias).values_list("remote_state", flat=True)
             self._remote = dict(((stored.first() or {}).get("notion")) or {})
-        key = {name: self.options[name] for name in DATABASE_OPTIONS[entity]}
+        configured = {name: self.options[name] for name in DATABASE_OPTIONS[entity]}
         state = self._remote.get(entity)
-        if not isinstance(state, dict) or any(state.get(k) != v for k, v in key.items()):
-            state = self._remote[entity] = dict(key)
+        if not isinstance(state, dict) or state.get("configured") != configured:
+            state = self._remote[entity] = {"configured": configured}
         return state
 
     def _save_state(self) -> None:
@@ -444,7 +444,6 @@ class NotionAdapter(CRMAdapter):
                 state["schema"] = {
                     name: schema_entry(entry) for name, entry in (source.get("properties") or {}).items()
                 }
-                self._schema_read_at[entity] = time.monotonic()
                 self._resolved.pop(entity, None)
                 self._save_state()
             self._schemas[entity] = state["schema"]
@@ -534,9 +533,10 @@ class NotionAdapter(CRMAdapter):
         drift = any(types.get(pid) != ptype for _, ptype, pid in fields.values()) or any(
             self._configured_name(entity, field) in names for field in blocked
         )
-        last = self._schema_read_at.get(entity)
+        last = self._drift_read_at.get(entity)
         if not drift or (last is not None and time.monotonic() - last < SCHEMA_REFRESH):
             return False
+        self._drift_read_at[entity] = time.monotonic()
         self.schema(entity, refresh=True)
         return True
 
