@@ -307,10 +307,13 @@ def main(argv=None):
     parser.add_argument("--contacts-database-id", default="22222222-2222-4222-8222-222222222222")
     parser.add_argument("--activities-database-id", default="33333333-3333-4333-8333-333333333333")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429")
+    parser.add_argument(
+        "--query-result-cap", type=int, default=None, help="rows one query returns at most (Notion: 10,000)"
+    )
     args = parser.parse_args(argv)
-    from . import NotionEmulator
+    from . import QUERY_RESULT_CAP, NotionEmulator
 
-    emulator = NotionEmulator(token=args.token)
+    emulator = NotionEmulator(token=args.token, query_result_cap=args.query_result_cap or QUERY_RESULT_CAP)
     if args.demo:
         emulator.add_crm_databases(
             ids={
