@@ -111,7 +111,6 @@ def find_property(properties: dict, name: str, prop_id: str | None = None) -> di
         for value in properties.values():
             if isinstance(value, dict) and value.get("id") == prop_id:
                 return value
-        return None
     value = properties.get(name)
     return value if isinstance(value, dict) else None
 
