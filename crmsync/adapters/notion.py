@@ -389,16 +389,27 @@ class NotionAdapter(CRMAdapter):
                 except Exception as err:
                     raise self._wrap(err, create=create) from err
 
-    def _on_source(self, entity: str, method, **kwargs):
-        """``method(data_source_id=..., **kwargs)``; a data source resolved from the
-        database that answers 404 is resolved again once (it may have been replaced)."""
+    def _on_source(self, entity: str, method, *, create: bool = False, parent: bool = False, **kwargs):
+        """``method(data_source_id=..., **kwargs)`` (with ``parent``: the data source as a
+        page's parent). A data source resolved from the database that answers 404 is
+        resolved again once (it may have been replaced; a 404 applied nothing)."""
+
+        def send():
+            source_id = self.data_source_id(entity)
+            where = (
+                {"parent": {"type": "data_source_id", "data_source_id": source_id}}
+                if parent
+                else {"data_source_id": source_id}
+            )
+            return self._call(method, create=create, **where, **kwargs)
+
         try:
-            return self._call(method, data_source_id=self.data_source_id(entity), **kwargs)
+            return send()
         except RemoteNotFound:
             if self.options[DATABASE_OPTIONS[entity][1]]:
                 raise  # configured, not resolved: nothing to resolve again
             self._forget(entity)
-            return self._call(method, data_source_id=self.data_source_id(entity), **kwargs)
+            return send()
 
     # --- Data sources and schema ----------------------------------------------------------
 
@@ -579,14 +590,14 @@ class NotionAdapter(CRMAdapter):
 
     def _remember_dates(self, page: dict, mapping: dict) -> None:
         """Keep what a later push of a date must not erase: a range's end, a time of day."""
+        dates = [(name, pid) for name, ptype, pid in mapping.values() if ptype == "date"]
+        if not dates:
+            return
         kept = {}
-        for name, ptype, pid in mapping.values():
-            if ptype == "date":
-                value = (props.find_property(page.get("properties") or {}, name, pid) or {}).get("date")
-                if value and (
-                    value.get("end") or value.get("time_zone") or "T" in (value.get("start") or "")
-                ):
-                    kept[pid] = value
+        for name, pid in dates:
+            value = (props.find_property(page.get("properties") or {}, name, pid) or {}).get("date")
+            if value and (value.get("end") or value.get("time_zone") or "T" in (value.get("start") or "")):
+                kept[pid] = value
         self._dates[page["id"]] = kept or None
 
     def readable_record(self, entity: str, page: dict) -> RemoteRecord:
@@ -700,25 +711,10 @@ class NotionAdapter(CRMAdapter):
     def create(self, entity, values, sync_id):
         properties = self.to_properties(entity, values, create=True)
         properties.update(self._sync_id_property(entity, sync_id))
-        page = self._create_on_source(entity, properties)
+        page = self._on_source(
+            entity, self.client.pages.create, create=True, parent=True, properties=properties
+        )
         return self.page_to_record(entity, page)
-
-    def _create_on_source(self, entity, properties):
-        def send(data_source_id):
-            return self._call(
-                self.client.pages.create,
-                create=True,
-                parent={"type": "data_source_id", "data_source_id": data_source_id},
-                properties=properties,
-            )
-
-        try:
-            return send(self.data_source_id(entity))
-        except RemoteNotFound:
-            if self.options[DATABASE_OPTIONS[entity][1]]:
-                raise
-            self._forget(entity)  # a 404 creates nothing: safe to send again
-            return send(self.data_source_id(entity))
 
     def update(self, entity, remote_id, changes, *, sync_id: str | None = None):
         fields, _ = self.resolved(entity)
