@@ -211,7 +211,10 @@ def date_value(raw: dict | None, kind: str):
         return None
     start, time_zone = raw["start"], raw.get("time_zone")
     if kind == "date":
-        return day_as_written(start, time_zone).isoformat()
+        try:
+            return day_as_written(start, time_zone).isoformat()
+        except (TypeError, ValueError):
+            return start  # as given: the local field refuses it (an invalid remote value)
     if kind == "datetime":
         moment = _moment(start, time_zone)
         if not isinstance(moment, dt.datetime):

@@ -19,9 +19,9 @@ from django.core.management import call_command
 
 from crmsync.adapters.base import OpportunityData
 from crmsync.adapters.notion import NotionAdapter
-from crmsync.choices import RunStatus
+from crmsync.choices import ConflictStatus, RunStatus
 from crmsync.exceptions import CapExceeded, FieldBlocked, RateLimitDeferred
-from crmsync.models import Opportunity, OutboxEntry, SyncConnection, SyncCursor, SyncLink
+from crmsync.models import Conflict, Opportunity, OutboxEntry, SyncConnection, SyncCursor, SyncLink
 from crmsync.registry import connections
 from crmsync.sync.engine import SyncEngine
 from crmsync.testing.notion_emulator.faults import WORKSPACE_LIMIT
@@ -117,6 +117,18 @@ def test_a_value_with_more_decimals_imports_without_quarantine_or_echo(notion_se
     sync()
     assert notion_emulator.writes() == 0  # equal at the field's precision: nothing echoed
     assert notion_emulator.page_values(page)["Value"] == 3.1415926535
+
+
+def test_an_out_of_range_number_is_an_invalid_remote_value_not_a_quarantine(notion_settings, notion_emulator):
+    source = notion_emulator.ids["deal_source"]
+    notion_emulator.human_create(source, {"Name": "Huge", "Value": 12345678901234.5678, "Stage": "Proposal"})
+    run = sync()
+    deal = Opportunity.objects.get()
+    assert (deal.name, deal.stage) == ("Huge", "proposal")  # the other fields synced
+    conflict = Conflict.objects.get(object_id=deal.pk, field="value", status=ConflictStatus.OPEN)
+    assert conflict.reason.startswith("invalid remote value")
+    assert conflict.remote_value == "12345678901234.57"  # shown at the field's precision
+    assert run.quarantined == 0
 
 
 # --- 2. Dates ----------------------------------------------------------------------------
