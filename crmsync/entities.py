@@ -7,7 +7,7 @@ same tags are one value (DESIGN §3).
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from .choices import Owner
 
@@ -90,13 +90,14 @@ ENTITIES = {spec.name: spec for spec in (DEAL, CONTACT, ACTIVITY)}
 
 
 # Wide enough for any double (Notion's numbers): quantizing never fails for lack of digits.
-_WIDE = Context(prec=400, rounding=ROUND_HALF_UP, Emax=999_999, Emin=-999_999)
+_WIDE = Context(prec=400, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999)
 
 
 def normal_form(kind: str, value, decimal_places: int | None = None):
     """The one comparable, JSON-safe form of a field value (None for empty).
 
-    ``decimal_places`` (numbers): round half up to that many places first.
+    ``decimal_places`` (numbers): round to that many places first (half to even, as
+    ``records`` fits a value to its DecimalField).
     """
     if value is None or value == "" or value == [] or value == ():
         return None
