@@ -182,7 +182,7 @@ class NotionAdapter(CRMAdapter):
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
         # Never the token itself: a digest names the workspace hold all its connections share.
         token_key = hashlib.sha256(str(self.options["token"]).encode()).hexdigest()[:24]
-        self.hold = Hold([f"notion-hold:{alias}", f"notion-hold:token:{token_key}"])
+        self.hold = Hold([f"notion-hold:{alias}"[:100], f"notion-hold:token:{token_key}"])
 
     # --- Configuration ---------------------------------------------------------------
 
@@ -328,8 +328,14 @@ class NotionAdapter(CRMAdapter):
             message = str(err) or f"HTTP {status}"
             retry_after = retry_after_seconds(err.headers.get("retry-after"))
             if status in (429, 529) or code in ("rate_limited", "service_overload"):
-                # Notion: handle 529 like 429 (the request was not applied).
-                return self._rate_limited(err, message, status, retry_after)
+                # Notion: handle 529 like 429 (wait for Retry-After). A create answered 529
+                # is still never re-sent blindly: a 5xx may follow a write that was applied.
+                error = self._rate_limited(err, message, status, retry_after)
+                if create and status == 529 and not isinstance(error, RateLimitDeferred):
+                    return AmbiguousWriteError(
+                        message, alias=self.alias, status=status, code=error.code, retry_after=retry_after
+                    )
+                return error
             if status >= 500 or code == "conflict_error":
                 cls = AmbiguousWriteError if create and status >= 500 else TransientAdapterError
                 return cls(message, alias=self.alias, status=status, code=code, retry_after=retry_after)

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from crmsync.adapters.base import OpportunityData
 from crmsync.adapters.notion import NotionAdapter
 from crmsync.choices import ConflictStatus, RunStatus
-from crmsync.exceptions import CapExceeded, FieldBlocked, RateLimitDeferred
+from crmsync.exceptions import AmbiguousWriteError, CapExceeded, FieldBlocked, RateLimitDeferred
 from crmsync.models import Conflict, Opportunity, OutboxEntry, SyncConnection, SyncCursor, SyncLink
 from crmsync.registry import connections
 from crmsync.sync.engine import SyncEngine
@@ -368,12 +368,19 @@ def test_a_workspace_limit_holds_every_connection_on_the_token(notion_emulator):
 
 def test_a_short_retry_after_is_waited_out_and_529_is_handled_like_429(adapter, notion_emulator):
     adapter.list_opportunities()
-    notion_emulator.fail_next(status=529, retry_after=1, endpoint="pages.create")
+    notion_emulator.fail_next(status=529, retry_after=1, endpoint="data_sources.query")
     started = time.monotonic()
-    record = adapter.create_opportunity(OpportunityData(name="After overload"), str(uuid.uuid4()))
+    adapter.list_opportunities()
     assert time.monotonic() - started >= 1.0
-    assert record.values["name"] == "After overload"
-    assert notion_emulator.count("pages.create") == 2 and len(notion_emulator.pages) == 1
+    assert notion_emulator.count("data_sources.query", status=529) == 1
+    notion_emulator.throttle_next(retry_after=1, endpoint="pages.create")
+    record = adapter.create_opportunity(OpportunityData(name="After a 429"), str(uuid.uuid4()))
+    assert record.values["name"] == "After a 429"  # a 429 applied nothing: sent again
+    # A 5xx may follow a create that was applied: a 529 create is never re-sent blindly.
+    notion_emulator.fail_next(status=529, retry_after=1, endpoint="pages.create", after=True)
+    with pytest.raises(AmbiguousWriteError):
+        adapter.create_opportunity(OpportunityData(name="Maybe"), "sync-529")
+    assert notion_emulator.count("pages.create") == 3
 
 
 def test_a_deferred_run_fails_no_record(notion_settings, notion_emulator):

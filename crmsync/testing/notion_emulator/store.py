@@ -236,7 +236,7 @@ class StoreMixin:
         (database id, data source id).
         """
         with self.lock:
-            database_id = database_id or str(uuid.uuid4())
+            database_id = (database_id and normal_id(database_id)) or str(uuid.uuid4())
             now = self.clock.now()
             sources = []
             for index in range(1 + extra_data_sources):
@@ -250,10 +250,7 @@ class StoreMixin:
                         "name": name,
                         "type": ptype,
                     }
-                    config = spec.get(ptype) or {}
-                    if ptype in ("select", "multi_select", "status"):
-                        config = {"options": [self._option(name) for name in spec.get("options", [])]}
-                    entry[ptype] = config
+                    entry[ptype] = self._type_config(ptype, spec.get("options", ()), spec.get(ptype))
                     schema[name] = entry
                 self.data_sources[source_id] = {
                     "id": source_id,
@@ -470,16 +467,7 @@ class StoreMixin:
             ptype = spec["type"]
             entry = {"id": _new_property_id({e["id"] for e in source["properties"].values()}), "name": name}
             entry["type"] = ptype
-            entry[ptype] = (
-                {"options": [self._option(o) for o in spec.get("options", [])]}
-                if ptype
-                in (
-                    "select",
-                    "multi_select",
-                    "status",
-                )
-                else (spec.get(ptype) or {})
-            )
+            entry[ptype] = self._type_config(ptype, spec.get("options", ()), spec.get(ptype))
             source["properties"][name] = entry
             pages = sorted(
                 (p for p in self.pages.values() if p["data_source_id"] == data_source_id),
@@ -520,19 +508,9 @@ class StoreMixin:
         with self.lock:
             source = self.data_sources[data_source_id]
             entry = source["properties"][name]
-            old = entry.pop(entry["type"], None)
+            entry.pop(entry["type"], None)
             entry["type"] = ptype
-            entry[ptype] = (
-                {"options": [self._option(o) for o in options]}
-                if ptype
-                in (
-                    "select",
-                    "multi_select",
-                    "status",
-                )
-                else {}
-            )
-            del old
+            entry[ptype] = self._type_config(ptype, options)
             for page in self.pages.values():
                 if page["data_source_id"] != data_source_id or name not in page["properties"]:
                     continue
@@ -555,6 +533,12 @@ class StoreMixin:
         if isinstance(simple, int | float) and ptype in ("title", "rich_text", "select"):
             return str(simple)
         return simple
+
+    def _type_config(self, ptype, options=(), config=None) -> dict:
+        """A schema entry's type-specific part (options for the choice types)."""
+        if ptype in ("select", "multi_select", "status"):
+            return {"options": [self._option(name) for name in options]}
+        return config or {}
 
     def _schema_changed(self, source) -> None:
         source["last_edited_time"] = self.clock.now()
