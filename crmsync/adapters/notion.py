@@ -543,15 +543,19 @@ class NotionAdapter(CRMAdapter):
 
     def _maybe_refresh(self, entity: str, page: dict, fields: dict, blocked: dict) -> bool:
         """Read the schema again when a page shows it changed (a mapped property gone or
-        retyped, or a missing one back); at most once per SCHEMA_REFRESH per entity."""
+        retyped, or a missing one back)."""
         properties = [v for v in (page.get("properties") or {}).values() if isinstance(v, dict)]
         types = {v.get("id"): v.get("type") for v in properties}
         names = set(page.get("properties") or {})
         drift = any(types.get(pid) != ptype for _, ptype, pid in fields.values()) or any(
             self._configured_name(entity, field) in names for field in blocked
         )
+        return drift and self._refresh_schema(entity)
+
+    def _refresh_schema(self, entity: str) -> bool:
+        """Read the schema again (Notion changed it), at most once per SCHEMA_REFRESH."""
         last = self._drift_read_at.get(entity)
-        if not drift or (last is not None and time.monotonic() - last < SCHEMA_REFRESH):
+        if last is not None and time.monotonic() - last < SCHEMA_REFRESH:
             return False
         self._drift_read_at[entity] = time.monotonic()
         self.schema(entity, refresh=True)
@@ -676,7 +680,7 @@ class NotionAdapter(CRMAdapter):
         current = {name: {"date": kept[pid]} for name, _, pid in writable.values() if pid in kept}
         return props.values_to_properties(
             values,
-            {field: (name, ptype, pid) for field, (name, ptype, pid) in writable.items()},
+            writable,
             options,
             kinds=self._kinds(entity),
             current=current,
@@ -689,11 +693,12 @@ class NotionAdapter(CRMAdapter):
             known = self.schema(entity).get(prop, {}).get("options") or []
             if name in known:
                 return
-            if attempt == 0:  # options are added in Notion: read the schema again once
-                self.schema(entity, refresh=True)
-                fields, _ = self.resolved(entity)
-                if field not in fields:
-                    return
+            if attempt == 0 and self._refresh_schema(entity):  # options are added in Notion
+                fields, blocked = self.resolved(entity)
+                if field in blocked:
+                    raise FieldBlocked(
+                        f"{field} is not written: {blocked[field]}", field=field, reason=blocked[field]
+                    )
                 prop = fields[field][0]
         raise MappingError(
             f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
