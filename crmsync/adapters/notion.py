@@ -21,7 +21,9 @@ of the connection's request budget (shared by every process, see ``ratelimit``).
 A ``Retry-After`` longer than ``max_retry_wait`` raises ``RateLimitDeferred``, and
 the wait is kept (``ratelimit.Hold``) so that no process of the connection, nor of
 any connection on the same token for a workspace limit, sends before it ends.
-See docs/notion-limits.md for the limits this relies on.
+See docs/notion-limits.md for the limits this relies on. The schema and remote state
+live in ``notion_schema``, the queries in ``notion_listing``, the pure translation in
+``notion_properties``.
 """
 
 import contextlib
@@ -40,7 +42,6 @@ from ..entities import ENTITIES
 from ..exceptions import (
     AdapterError,
     AmbiguousWriteError,
-    CapExceeded,
     ConfigurationError,
     FieldBlocked,
     InvalidOption,
@@ -50,8 +51,12 @@ from ..exceptions import (
     TransientAdapterError,
 )
 from . import notion_properties as props
-from .base import REQUIRED, ChangePage, CRMAdapter, RemoteRecord
+from .base import REQUIRED, CRMAdapter, RemoteRecord
+from .notion_listing import NotionListing, notion_time
+from .notion_schema import DATABASE_OPTIONS, PAGE_SIZE, NotionSchema
 from .ratelimit import Hold, RateBudget
+
+__all__ = ["DATABASE_OPTIONS", "PAGE_SIZE", "NotionAdapter", "notion_time", "parse_time"]
 
 try:
     import httpx
@@ -62,27 +67,14 @@ except ImportError:  # pragma: no cover - exercised by users without the extra
 
 logger = logging.getLogger(__name__)
 API_VERSION = "2025-09-03"
-PAGE_SIZE = 100
-# The option names of each entity's database ids in OPTIONS.
-DATABASE_OPTIONS = {
-    "deal": ("database_id", "data_source_id"),
-    "contact": ("contacts_database_id", "contacts_data_source_id"),
-    "activity": ("activities_database_id", "activities_data_source_id"),
-}
 ID_OPTIONS = tuple(name for names in DATABASE_OPTIONS.values() for name in names)
 # additional_data.rate_limit_reason of Notion's per-workspace limit (shared by every
 # connection of the workspace); other reasons hold this connection only.
 WORKSPACE_LIMIT = "public_api_space_request_rate_limit"
-# At most one schema re-read per entity in this long when pages show it changed.
-SCHEMA_REFRESH = 60.0
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def notion_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -96,15 +88,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return None
 
 
-def schema_entry(entry: dict) -> dict:
-    """What is kept of a data source's schema entry: id, type, status option names."""
-    kept = {"id": entry.get("id"), "type": entry.get("type")}
-    if entry.get("type") == "status":
-        kept["options"] = [o.get("name") for o in (entry.get("status") or {}).get("options") or []]
-    return kept
-
-
-class NotionAdapter(CRMAdapter):
+class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
     OPTIONS = {
         "token": REQUIRED,
         # Ids as people paste them: with or without dashes, or the database's Notion URL.
@@ -274,39 +258,6 @@ class NotionAdapter(CRMAdapter):
             reason=reason,
         )
 
-    # --- Remote state kept across processes --------------------------------------------
-
-    def _state(self, entity: str) -> dict:
-        """What is known of ``entity``'s data source, for the configured ids (a changed
-        setting starts afresh)."""
-        from ..models import SyncConnection
-
-        if self._remote is None:
-            stored = SyncConnection.objects.filter(alias=self.alias).values_list("remote_state", flat=True)
-            self._remote = dict(((stored.first() or {}).get("notion")) or {})
-        configured = {name: self.options[name] for name in DATABASE_OPTIONS[entity]}
-        state = self._remote.get(entity)
-        if not isinstance(state, dict) or state.get("configured") != configured:
-            state = self._remote[entity] = {"configured": configured}
-        return state
-
-    def _save_state(self) -> None:
-        from ..models import SyncConnection
-
-        value = {"notion": self._remote or {}}
-        if not SyncConnection.objects.filter(alias=self.alias).update(remote_state=value):
-            SyncConnection.objects.get_or_create(alias=self.alias, defaults={"remote_state": value})
-
-    def _forget(self, entity: str) -> None:
-        """Drop what is known of ``entity``'s data source (it answered 404)."""
-        self._data_sources.pop(entity, None)
-        self._schemas.pop(entity, None)
-        self._resolved.pop(entity, None)
-        state = self._state(entity)
-        for key in ("data_source_id", "schema"):
-            state.pop(key, None)
-        self._save_state()
-
     # --- Calling the API ------------------------------------------------------------------
 
     def _wrap(self, err: Exception, *, create: bool) -> AdapterError:
@@ -416,153 +367,6 @@ class NotionAdapter(CRMAdapter):
                 raise  # configured, not resolved: nothing to resolve again
             self._forget(entity)
             return send()
-
-    # --- Data sources and schema ----------------------------------------------------------
-
-    def data_source_id(self, entity: str) -> str:
-        if entity not in self._data_sources:
-            database_option, source_option = DATABASE_OPTIONS[entity]
-            source_id = self.options[source_option]
-            if not source_id:
-                database_id = self.options[database_option]
-                if not database_id:
-                    raise ConfigurationError(
-                        f'Connection {self.alias!r} has no {entity} database: set CRMSYNC["CONNECTIONS"]'
-                        f'[{self.alias!r}]["OPTIONS"][{database_option!r}].'
-                    )
-                state = self._state(entity)
-                source_id = state.get("data_source_id")
-                if not source_id:
-                    source_id = self._resolve_data_source(entity, database_id, source_option)
-                    state["data_source_id"] = source_id
-                    self._save_state()
-            self._data_sources[entity] = source_id
-        return self._data_sources[entity]
-
-    def _resolve_data_source(self, entity, database_id, source_option) -> str:
-        database = self._call(self.client.databases.retrieve, database_id=database_id)
-        sources = database.get("data_sources") or []
-        if len(sources) != 1:
-            names = ", ".join(f"{s.get('name')!r} ({s['id']})" for s in sources) or "none"
-            raise ConfigurationError(
-                f"Notion database {database_id} has {len(sources)} data sources ({names}): set "
-                f'CRMSYNC["CONNECTIONS"][{self.alias!r}]["OPTIONS"][{source_option!r}] to the one to sync.'
-            )
-        return sources[0]["id"]
-
-    def schema(self, entity: str, *, refresh: bool = False) -> dict:
-        """{property name: {"id", "type"[, "options"]}} of the entity's data source (read
-        once, kept across processes; ``refresh`` reads it again)."""
-        if refresh or entity not in self._schemas:
-            state = self._state(entity)
-            if refresh or "schema" not in state:
-                source = self._on_source(entity, self.client.data_sources.retrieve)
-                state = self._state(entity)
-                state["schema"] = {
-                    name: schema_entry(entry) for name, entry in (source.get("properties") or {}).items()
-                }
-                self._resolved.pop(entity, None)
-                self._save_state()
-            self._schemas[entity] = state["schema"]
-        return self._schemas[entity]
-
-    def resolved(self, entity: str) -> tuple[dict, dict]:
-        """({field: (property name now, type, property id)}, {field: why it is blocked}) for
-        every mapped field and "id" (the CRM Sync ID).
-
-        A field follows the id of the property its configured name first resolved to, so
-        a property renamed in Notion keeps syncing; a property that is missing, or of a
-        type the field cannot hold, blocks the field.
-        """
-        if entity not in self._resolved:
-            schema = self.schema(entity)
-            names = {entry["id"]: name for name, entry in schema.items()}
-            state = self._state(entity)
-            known = state.setdefault("fields", {})
-            wanted = {**self.mapping(entity), "id": (props.SYNC_ID_PROPERTY, "rich_text")}
-            fields, blocked, changed = {}, {}, False
-            for field, (prop, ptype) in wanted.items():
-                kind = "text" if field == "id" else ENTITIES[entity].field(field).kind
-                stored = known.get(field)
-                if stored and stored[0] == prop and stored[1] in names:
-                    name = names[stored[1]]
-                elif prop in schema:
-                    name = prop
-                else:
-                    blocked[field] = f"property {prop!r} ({ptype}, for {field}) is missing"
-                    continue
-                entry = schema[name]
-                if stored != [prop, entry["id"]]:
-                    known[field], changed = [prop, entry["id"]], True
-                if entry["type"] not in props.allowed_types(kind, ptype):
-                    blocked[field] = f"property {name!r} is {entry['type']}, expected {ptype} (for {field})"
-                    continue
-                fields[field] = (name, entry["type"], entry["id"])
-            if changed:
-                self._save_state()
-            self._resolved[entity] = (fields, blocked)
-        return self._resolved[entity]
-
-    def blocked_fields(self, entity: str) -> dict[str, str]:
-        """{field: reason} of the mapped fields whose Notion property is missing or has
-        another type: they are left out of every record read and refused in updates."""
-        return {field: why for field, why in self.resolved(entity)[1].items() if field != "id"}
-
-    def id_property(self, entity: str) -> str | None:
-        """The id of the data source's ID (``unique_id``) property, if it has one."""
-        return next((e["id"] for e in self.schema(entity).values() if e["type"] == "unique_id"), None)
-
-    def schema_problems(self, entity: str) -> list[str]:
-        """Every mapped property missing from the data source or of a type that cannot hold it."""
-        return [f"{entity}: {why}" for why in self.resolved(entity)[1].values()]
-
-    def check(self) -> list[str]:
-        problems = []
-        for entity in sorted(self.entities):
-            try:
-                self.schema(entity, refresh=True)
-                problems += self.schema_problems(entity)
-            except AdapterError as err:
-                problems.append(f"{entity}: cannot read the data source: {err}")
-        return problems
-
-    def advice(self) -> list[str]:
-        """Recommendations that are not errors (``crmsync_check`` prints them)."""
-        notes = []
-        for entity in sorted(self.entities):
-            with contextlib.suppress(AdapterError):
-                if self.id_property(entity) is None:
-                    first = self._on_source(entity, self.client.data_sources.query, page_size=PAGE_SIZE)
-                    if first.get("has_more"):
-                        notes.append(
-                            f"{entity}: the data source holds more than {PAGE_SIZE} pages and has no ID "
-                            "(unique_id) property: add one, or a bulk import or edit of more than "
-                            "10,000 pages in one minute cannot be read (the sync fails until then)."
-                        )
-        return notes
-
-    def _maybe_refresh(self, entity: str, page: dict, fields: dict, blocked: dict) -> bool:
-        """Read the schema again when a page shows it changed (a mapped property gone or
-        retyped, or a missing one back)."""
-        properties = [v for v in (page.get("properties") or {}).values() if isinstance(v, dict)]
-        types = {v.get("id"): v.get("type") for v in properties}
-        names = set(page.get("properties") or {})
-        drift = any(types.get(pid) != ptype for _, ptype, pid in fields.values()) or any(
-            self._configured_name(entity, field) in names for field in blocked
-        )
-        return drift and self._refresh_schema(entity)
-
-    def _refresh_schema(self, entity: str) -> bool:
-        """Read the schema again (Notion changed it), at most once per SCHEMA_REFRESH."""
-        last = self._drift_read_at.get(entity)
-        if last is not None and time.monotonic() - last < SCHEMA_REFRESH:
-            return False
-        self._drift_read_at[entity] = time.monotonic()
-        self.schema(entity, refresh=True)
-        return True
-
-    def _configured_name(self, entity, field):
-        return props.SYNC_ID_PROPERTY if field == "id" else self.mapping(entity)[field][0]
 
     # --- Translation -------------------------------------------------------------------------
 
@@ -754,142 +558,6 @@ class NotionAdapter(CRMAdapter):
             entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=False)
         )
 
-    def _query(self, entity, *, filter=None, sorts=None, in_trash=False):
-        """Yield (response, records) per result page; restarts nothing (see iter_changes).
-
-        Only pages are asked for (``result_type``); a wiki data source's rows that are
-        data sources are skipped all the same, never counted as records.
-        """
-        kwargs = {"page_size": PAGE_SIZE, "in_trash": in_trash, "result_type": "page"}
-        if filter:
-            kwargs["filter"] = filter
-        if sorts:
-            kwargs["sorts"] = sorts
-        cursor = None
-        while True:
-            response = self._on_source(
-                entity,
-                self.client.data_sources.query,
-                **kwargs,
-                **({"start_cursor": cursor} if cursor else {}),
-            )
-            pages = [row for row in response.get("results", []) if row.get("object", "page") == "page"]
-            yield response, [self.readable_record(entity, page) for page in pages]
-            cursor = response.get("next_cursor")
-            if not response.get("has_more") or not cursor:
-                return
-
-    def find_by_sync_id(self, entity, sync_id):
-        flt = self._sync_id_filter(entity, sync_id)
-        sorts = [{"timestamp": "created_time", "direction": "ascending"}]
-        for in_trash in (False, True):
-            found = [
-                r
-                for _, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash)
-                for r in records
-            ]
-            if found:
-                return found
-        return []
-
-    def iter_changes(self, entity, since, *, by="modified", include_trashed=True):
-        """Pages whose ``by`` time ("modified" or "created") is on or after ``since``.
-
-        Trashed pages come first (one ``in_trash`` query; ordinary queries leave them
-        out) with no checkpoint; live pages follow in ascending time, each result page
-        with its last time as checkpoint: every page before that time has been yielded.
-        Every page carries ``as_of``: Notion's clock (Date header) at the first answer.
-
-        A query stopped by Notion's 10,000-row cap goes on in a new query: from the last
-        time seen or, when the data source has an ID (``unique_id``) property, from the
-        last (time, ID) seen, so any number of pages sharing one time is read. Without an
-        ID property, pages sharing one time beyond the cap raise ``CapExceeded`` (after
-        the pages read so far, none past the ones not read).
-        """
-        timestamp = "last_edited_time" if by == "modified" else "created_time"
-        as_of = None
-        if include_trashed:
-            for records, _ in self._windows(entity, since, timestamp, in_trash=True):
-                as_of = as_of or self.server_time
-                yield ChangePage(records, checkpoint=None, as_of=as_of)
-        for records, last in self._windows(entity, since, timestamp):
-            as_of = as_of or self.server_time
-            yield ChangePage(records, checkpoint=last, as_of=as_of)
-
-    def _windows(self, entity, since, timestamp, *, in_trash=False):
-        """(records, last time seen) per result page, in ascending (time[, ID]) order,
-        over as many queries as Notion's cap needs."""
-        id_prop = self.id_property(entity)
-        sorts = [{"timestamp": timestamp, "direction": "ascending"}]
-        if id_prop:
-            sorts.append({"property": id_prop, "direction": "ascending"})
-        attr = "modified_at" if timestamp == "last_edited_time" else "created_at"
-
-        def window(after, number):
-            if after is None:
-                return None
-            on_or_after = {"timestamp": timestamp, timestamp: {"on_or_after": notion_time(after)}}
-            if number is None:
-                return on_or_after
-            later = {"timestamp": timestamp, timestamp: {"after": notion_time(after)}}
-            return {
-                "and": [
-                    on_or_after,
-                    {"or": [later, {"property": id_prop, "unique_id": {"greater_than": number}}]},
-                ]
-            }
-
-        after, number = since, None
-        while True:
-            capped, last, last_number, rows = False, None, None, 0
-            flt = window(after, number)
-            for response, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash):
-                rows += len(response.get("results") or [])
-                for record in records:
-                    last = getattr(record, attr) or last
-                    if id_prop:
-                        last_number = _unique_number(record.raw, id_prop) or last_number
-                yield records, last
-                capped = capped or (response.get("request_status") or {}).get("type") == "incomplete"
-            if not capped:
-                return
-            if id_prop and last is not None and last_number is not None:
-                after, number = last, last_number
-            elif last is not None and (after is None or last > after):
-                after, number = last, None  # the pages at ``last`` are read again
-            else:
-                where = f"{timestamp} {notion_time(last or after)}" if (last or after) else timestamp
-                raise CapExceeded(
-                    f"Notion stopped a query at its result cap ({rows:,} rows) among pages sharing one "
-                    f"{where} in the {entity} data source: they cannot all be read. Add an ID (unique_id) "
-                    "property to the data source; crmsync then splits the query on it.",
-                    alias=self.alias,
-                    code="query_result_limit_reached",
-                    cap=rows,
-                    at=last or after,
-                )
-
-    def search(self, entity, flt):
-        conditions = []
-        fields, _ = self.resolved(entity)
-        if flt.stage and "stage" in fields:
-            _, ptype, key = fields["stage"]
-            name = self.choice_options(entity)["stage"].get(flt.stage, flt.stage)
-            conditions.append({"property": key, ptype: {"equals": name}})
-        if flt.modified_since:
-            conditions.append(
-                {
-                    "timestamp": "last_edited_time",
-                    "last_edited_time": {"on_or_after": notion_time(flt.modified_since)},
-                }
-            )
-        if flt.sync_id:
-            conditions.append(self._sync_id_filter(entity, flt.sync_id))
-        query_filter = {"and": conditions} if len(conditions) > 1 else (conditions[0] if conditions else None)
-        for in_trash in (False, True) if flt.include_archived else (False,):
-            for _, records in self._query(entity, filter=query_filter, in_trash=in_trash):
-                yield from records
-
     # --- What the engine reads of Notion's ways ---------------------------------------
 
     # ``last_edited_time`` is floored to the minute; a listing re-reads the minute before.
@@ -904,8 +572,3 @@ class NotionAdapter(CRMAdapter):
         if entity == "deal":
             return "name" if self.options["match_deals_by_name"] else None
         return super().match_field(entity)
-
-
-def _unique_number(page: dict | None, prop_id: str) -> int | None:
-    value = props.find_property((page or {}).get("properties") or {}, "", prop_id) or {}
-    return (value.get("unique_id") or {}).get("number")
