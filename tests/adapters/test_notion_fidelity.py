@@ -247,7 +247,7 @@ def test_a_malformed_id_is_a_system_check_error_naming_the_option(settings, noti
         }
     }
     errors = [e for e in checks.run_checks(tags=["crmsync"]) if e.id.startswith("crmsync.")]
-    assert [e.id for e in errors] == ["crmsync.E004"]
+    assert [e.id for e in errors] == ["crmsync.E005"]
     assert "['contacts_database_id']" in errors[0].msg and "'Contacts'" in errors[0].msg
 
 
