@@ -43,6 +43,7 @@ One job per module: ``store`` (data, human edits, page objects), ``validation``,
 """
 
 import threading
+import uuid  # noqa: F401 (every id comes through it: replace it to seed ids, see store.new_uuid)
 
 from .control import ControlMixin
 from .faults import Fault, FaultsMixin, RequestLog, TokenBucket, WindowBudget

@@ -3,9 +3,8 @@
 
 import datetime as dt
 import operator
-import uuid
 
-from .store import MAX_PAGE_SIZE, _fail, date_start, parse_time
+from .store import MAX_PAGE_SIZE, _fail, date_start, new_uuid, parse_time
 
 
 class QueriesMixin:
@@ -53,7 +52,7 @@ class QueriesMixin:
         has_more = len(remaining) > len(results) and len(results) < room
         next_cursor = None
         if has_more:
-            next_cursor = str(uuid.uuid4())
+            next_cursor = str(new_uuid())
             self._cursors[next_cursor] = (source_id, returned | {page["id"] for page in results})
         response = {
             "object": "list",

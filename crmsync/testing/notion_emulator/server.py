@@ -7,12 +7,11 @@ import json
 import re
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import RequestLog
-from .store import API_VERSION, BOT_USER, MAX_PAGE_SIZE, NotionError, _fail, floor_minute, iso
+from .store import API_VERSION, BOT_USER, MAX_PAGE_SIZE, NotionError, _fail, floor_minute, iso, new_uuid
 
 
 class ServerMixin:
@@ -98,7 +97,7 @@ class ServerMixin:
             payload = {"object": "error", "status": err.status, "code": err.code, "message": err.message}
             if err.additional_data:
                 payload["additional_data"] = err.additional_data
-        payload["request_id"] = str(uuid.uuid4())
+        payload["request_id"] = str(new_uuid())
         with self.lock:
             returned = len(payload["results"]) if isinstance(payload.get("results"), list) else 0
             self.requests.append(RequestLog(time.monotonic(), method, endpoint, path, status, returned))

@@ -3,6 +3,7 @@ person does in Notion (``human_create``/``human_edit``), and page objects as Not
 
 import contextlib
 import datetime as dt
+import sys
 import uuid
 import zoneinfo
 
@@ -135,6 +136,13 @@ def parse_time(value: str) -> dt.datetime | dt.date:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def new_uuid() -> uuid.UUID:
+    """A fresh id. Every id the emulator makes comes from here, through the package's
+    ``uuid`` attribute, so that a test can seed them all by replacing it
+    (``monkeypatch.setattr(notion_emulator, "uuid", namespace_with_a_uuid4)``)."""
+    return sys.modules[__package__].uuid.uuid4()
+
+
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -216,7 +224,7 @@ class Clock:
 
 def _new_property_id(existing) -> str:
     while True:
-        candidate = uuid.uuid4().hex[:4]
+        candidate = new_uuid().hex[:4]
         if candidate not in existing:
             return candidate
 
@@ -236,11 +244,11 @@ class StoreMixin:
         (database id, data source id).
         """
         with self.lock:
-            database_id = (database_id and normal_id(database_id)) or str(uuid.uuid4())
+            database_id = (database_id and normal_id(database_id)) or str(new_uuid())
             now = self.clock.now()
             sources = []
             for index in range(1 + extra_data_sources):
-                source_id = str(uuid.uuid4())
+                source_id = str(new_uuid())
                 schema = {}
                 for name, spec in properties.items():
                     spec = {"type": spec} if isinstance(spec, str) else dict(spec)
@@ -292,7 +300,7 @@ class StoreMixin:
         return result
 
     def _option(self, name):
-        return {"id": uuid.uuid4().hex[:8], "name": name, "color": "default", "description": None}
+        return {"id": new_uuid().hex[:8], "name": name, "color": "default", "description": None}
 
     def human_create(self, data_source_id: str, properties: dict) -> str:
         """Create a page as a person would; ``properties`` in simple form ({name: value})."""
@@ -435,7 +443,7 @@ class StoreMixin:
     def _create_page(self, source, properties, user):
         now = self.clock.now()
         page = {
-            "id": str(uuid.uuid4()),
+            "id": str(new_uuid()),
             "data_source_id": source["id"],
             "created_time": floor_minute(now),
             "last_edited_time": floor_minute(now),
@@ -547,7 +555,7 @@ class StoreMixin:
         """A data source listed among a wiki data source's rows (queries can return them)."""
         with self.lock:
             now = floor_minute(self.clock.now())
-            row_id = str(uuid.uuid4())
+            row_id = str(new_uuid())
             self.wiki_rows[row_id] = {
                 "id": row_id,
                 "data_source_id": data_source_id,
@@ -657,7 +665,7 @@ class StoreMixin:
             "title": self._rich_text_items(row["title"]),
             "description": [],
             "properties": {},
-            "parent": {"type": "database_id", "database_id": str(uuid.uuid4())},
+            "parent": {"type": "database_id", "database_id": str(new_uuid())},
             "in_trash": False,
             "archived": False,
             "url": f"https://www.notion.so/{row['id'].replace('-', '')}",
