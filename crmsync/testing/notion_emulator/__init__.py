@@ -100,6 +100,7 @@ class NotionEmulator(ServerMixin, ControlMixin, FaultsMixin, QueriesMixin, Valid
         self.faults: list[Fault] = []
         self.bucket: TokenBucket | None = None
         self.budgets: dict[str, WindowBudget] = {}  # per token, and "workspace"
+        self.connection_window: tuple[int, float] | None = None  # each token's (limit, seconds)
         self.lock = threading.RLock()
         self._cursors: dict[str, tuple[str, set]] = {}
         self._server = None

@@ -4,10 +4,10 @@ drive an emulator in another process."""
 import json
 import re
 
-from .store import iso, parse_time
+from .store import Mixin, iso, parse_time
 
 
-class ControlMixin:
+class ControlMixin(Mixin):
     def handle_control(self, method, path, body) -> tuple[int, dict]:
         data = json.loads(body or b"{}")
         with self.lock:

@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 
-from .store import NotionError
+from .store import Mixin, NotionError
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ WORKSPACE_LIMIT = "public_api_space_request_rate_limit"
 RATE_LIMITED = "You have been rate limited. Please try again in a few minutes."
 
 
-class FaultsMixin:
+class FaultsMixin(Mixin):
     def set_rate_limit(
         self,
         requests_per_second: float | None,
@@ -111,9 +111,8 @@ class FaultsMixin:
         """
         with self.lock:
             self.bucket = TokenBucket(requests_per_second, burst) if requests_per_second else None
-            self.budgets = {}
-            if per_window:
-                self.budgets["connection"] = (per_window, window)
+            self.connection_window = (per_window, window) if per_window else None
+            self.budgets = {}  # "token:<token>" per connection, and "workspace"
             if workspace_per_window:
                 self.budgets["workspace"] = WindowBudget(workspace_per_window, workspace_window)
 
@@ -123,8 +122,10 @@ class FaultsMixin:
             wait = self.bucket.take()
             if wait:
                 self._rate_limited(wait, CONNECTION_LIMIT)
-        if "connection" in self.budgets:
-            per_token = self.budgets.setdefault(f"token:{token}", WindowBudget(*self.budgets["connection"]))
+        if self.connection_window:
+            per_token = self.budgets.get(f"token:{token}")
+            if per_token is None:
+                per_token = self.budgets[f"token:{token}"] = WindowBudget(*self.connection_window)
             wait = per_token.take()
             if wait:
                 self._rate_limited(wait, CONNECTION_LIMIT)

@@ -4,10 +4,10 @@
 import datetime as dt
 import operator
 
-from .store import MAX_PAGE_SIZE, _fail, date_start, new_uuid, parse_time
+from .store import MAX_PAGE_SIZE, Mixin, _fail, date_start, new_uuid, parse_time
 
 
-class QueriesMixin:
+class QueriesMixin(Mixin):
     def _data_sources_query(self, source_id, query, body):
         source = self._source(source_id)
         page_size = body.get("page_size", MAX_PAGE_SIZE)

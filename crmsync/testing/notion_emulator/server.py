@@ -11,10 +11,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import RequestLog
-from .store import API_VERSION, BOT_USER, MAX_PAGE_SIZE, NotionError, _fail, floor_minute, iso, new_uuid
+from .store import (
+    API_VERSION,
+    BOT_USER,
+    MAX_PAGE_SIZE,
+    Mixin,
+    NotionError,
+    _fail,
+    floor_minute,
+    iso,
+    new_uuid,
+)
 
 
-class ServerMixin:
+class ServerMixin(Mixin):
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "ServerMixin":
         emulator = self
 

@@ -6,6 +6,7 @@ import datetime as dt
 import sys
 import uuid
 import zoneinfo
+from typing import TYPE_CHECKING, Any
 
 API_VERSION = "2025-09-03"
 
@@ -121,6 +122,10 @@ def _fail(message, status=400, code=None):
     raise NotionError(status, message, code)
 
 
+# The mixins complete one another in NotionEmulator: to a type checker each is Any.
+Mixin: Any = Any if TYPE_CHECKING else object
+
+
 def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -229,7 +234,7 @@ def _new_property_id(existing) -> str:
             return candidate
 
 
-class StoreMixin:
+class StoreMixin(Mixin):
     def create_database(
         self,
         title: str,

@@ -10,6 +10,7 @@ from .store import (
     ARRAY_LIMIT,
     READ_ONLY_TYPES,
     TEXT_LIMIT,
+    Mixin,
     _fail,
     normal_id,
     parse_time,
@@ -20,7 +21,7 @@ from .store import (
 PATH_IDS = {"databases": "database_id", "data_sources": "data_source_id", "pages": "page_id"}
 
 
-class ValidationMixin:
+class ValidationMixin(Mixin):
     def _path_ids(self, endpoint: str, args: tuple) -> tuple:
         """The path's object id in its dashed form: Notion takes ids with or without
         dashes, and answers 400 (not 404) for what is no id at all."""
