@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crmsync', '0004_lose_nothing'),
+        ('crmsync', '0005_scale'),
     ]
 
     operations = [
