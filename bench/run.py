@@ -36,6 +36,7 @@ FULL = {
     "memory": (2_000, 20_000),
     "api_requests": 300,
     "floor": 1000,
+    "cap": (250, 100),  # pages sharing one created minute, the emulator's query_result_cap
 }
 SMOKE = {
     "new": 40,
@@ -48,6 +49,7 @@ SMOKE = {
     "memory": (100, 1000),
     "api_requests": 10,
     "floor": 20,
+    "cap": (25, 10),
 }
 # Each measure's target, and whether one backend's results meet it (marked ✓ or ✗ in the table).
 TARGETS = {
@@ -64,6 +66,11 @@ TARGETS = {
     "api_p95_ratio": ("≤ 1.1", lambda r: r["api_p95_ratio"] <= 1.1),
     "api_query_growth": ("= 0", lambda r: r["api_query_growth"] == 0),
     "freshness_s": ("≤ interval + one cycle", lambda r: r["freshness_s"] <= r["freshness_bound_s"]),
+    "fresh_idle_requests": (
+        "= its queries",
+        lambda r: r["fresh_idle_requests"] == r["fresh_idle_queries"] == r["fresh_idle_minimum"],
+    ),
+    "cap_import_ratio": ("= 1.0 (ID property)", lambda r: r["cap_import_ratio"] == 1.0),
 }
 
 
@@ -103,6 +110,12 @@ NOTES = """Notes:
 - Scale-out (bench/scaleout.py): 4 connections × 2,000 deals, each CRM its own emulator at
   3 req/s, drained by 2 real qclusters of 4 workers; drain time of the slowest connection from
   its first run's start against (creates + 1 query) ÷ 3 req/s; 429s and overlapping runs counted.
+- Fresh idle requests: `manage.py crmsync_sync` in a new process with nothing changed; the minimum
+  is its queries (one trashed and one live query per pulled data source): the data source and its
+  schema are remembered (SyncConnection.remote_state), not resolved again.
+- Cap import: pages created in one minute, more than one query returns (a small
+  `--query-result-cap` on the emulator stands in for Notion's 10,000), imported by a first sync of
+  a data source with an ID (unique_id) property.
 """
 
 
@@ -115,7 +128,7 @@ def free_port() -> int:
 class Emulator:
     """The standalone emulator in its own process, driven through its control endpoints."""
 
-    def __init__(self, rate=None):
+    def __init__(self, rate=None, query_result_cap=None):
         self.port = free_port()
         args = [
             sys.executable,
@@ -127,6 +140,8 @@ class Emulator:
             "--token",
             TOKEN,
         ]
+        if query_result_cap:
+            args += ["--query-result-cap", str(query_result_cap)]
         self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         self.process.stdout.readline()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -143,6 +158,12 @@ class Emulator:
                 {"Name": f"Remote {i}", "Stage": "Discovery"} for i in range(start, min(count, start + 1000))
             ]
             self.http.post(f"/_emulator/data_sources/{self.source}/pages", json={"pages": pages})
+
+    def add_property(self, name, ptype):
+        self.http.post(f"/_emulator/data_sources/{self.source}/properties", json={"add": {name: ptype}})
+
+    def freeze_clock(self, moment: str):
+        self.http.post("/_emulator/clock", json={"set": moment})
 
     def edit(self, page_id, properties):
         self.http.post(f"/_emulator/pages/{page_id}", json={"properties": properties})
@@ -597,7 +618,66 @@ SCALE_TARGETS = {
 }
 SCALE_DETAILS = {"scaleout_ratio": "scaleout_detail"}
 
-MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness", "scale", "scaleout")
+
+def fresh_process_sync(emulator, database_url) -> dict:
+    """One ``crmsync_sync --json`` in a new process: its summary."""
+    output = subprocess.run(
+        [sys.executable, "manage.py", "crmsync_sync", "--json"],
+        cwd=ROOT,
+        env=env_for(emulator, database_url),
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.splitlines()[-1])
+
+
+def measure_fidelity(sizes, database_url):
+    """An idle cycle from a fresh process, and pages beyond the query cap in one minute."""
+    from crmsync.models import Opportunity
+
+    results = {}
+    fresh_tables()
+    emulator = Emulator()
+    try:
+        configure(emulator)
+        make_deals(20)
+        sync_until_done()
+        emulator.advance(300)
+        sync_until_done()  # re-reads the echoes of the creates once
+        fresh_process_sync(emulator, database_url)
+        before = len(emulator.requests())
+        run = fresh_process_sync(emulator, database_url)
+        log = emulator.requests()[before:]
+    finally:
+        emulator.stop()
+    results["fresh_idle_requests"] = run["requests"]
+    results["fresh_idle_queries"] = sum(1 for _, _, endpoint, _ in log if endpoint == "data_sources.query")
+    results["fresh_idle_minimum"] = 2  # deals: one trashed and one live query
+    results["fresh_idle_detail"] = f"{run['requests']} requests: " + ", ".join(
+        sorted({endpoint for _, _, endpoint, _ in log})
+    )
+
+    count, cap = sizes["cap"]
+    fresh_tables()
+    emulator = Emulator(query_result_cap=cap)
+    try:
+        emulator.add_property("ID", "unique_id")
+        emulator.freeze_clock("2026-05-04T10:30:12Z")
+        emulator.create_pages(count)
+        configure(emulator)
+        requests = sync_until_done()
+    finally:
+        emulator.stop()
+    imported = Opportunity.objects.count()
+    results["cap_import_ratio"] = imported / count
+    results["cap_import_detail"] = (
+        f"{imported} of {count} pages in one minute, cap {cap}, {requests} requests"
+    )
+    return results
+
+
+MEASURES = ("efficiency", "budget", "scaling", "memory", "freshness", "scale", "scaleout", "fidelity")
 
 
 def child(backend, smoke, only):
@@ -617,6 +697,7 @@ def child(backend, smoke, only):
         "freshness": lambda: measure_freshness(database_url),  # the real 60 s schedule, at any size
         "scale": lambda: measure_scale(smoke),
         "scaleout": lambda: measure_scaleout(smoke),
+        "fidelity": lambda: measure_fidelity(sizes, database_url),
     }
     results = {"backend": backend, "measures": list(only)}
     for name in only:
@@ -692,6 +773,8 @@ def table(results: list[dict]) -> str:
         "api_p50_ratio": "api_ms",
         "api_query_growth": "api_queries",
         "freshness_s": "freshness_bound_s",
+        "fresh_idle_requests": "fresh_idle_detail",
+        "cap_import_ratio": "cap_import_detail",
     }
     details.update(SCALE_DETAILS)
     for key, (target, meets) in {**TARGETS, **SCALE_TARGETS}.items():

@@ -7,6 +7,7 @@ crmsync.E004  a class named in CRMSYNC["API"] cannot be imported
 crmsync.W001  Q_CLUSTER's retry is not above its timeout: a long sync would be handed out twice
 crmsync.W002  RUN_TIME_LIMIT is not below Q_CLUSTER's timeout: a run would be killed mid-way
 crmsync.W003  (--deploy) the API's throttles count in a per-process cache
+crmsync.E005  an option has the wrong form (e.g. a malformed Notion database id)
 """
 
 from decimal import Decimal
@@ -50,7 +51,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         try:
             build_adapter(alias).close()
         except Exception as err:  # any construction failure is a configuration problem
-            errors.append(checks.Error(str(err), obj=f'CRMSYNC["CONNECTIONS"][{alias!r}]', id="crmsync.E002"))
+            check_id = getattr(err, "check_id", "crmsync.E002")
+            errors.append(checks.Error(str(err), obj=f'CRMSYNC["CONNECTIONS"][{alias!r}]', id=check_id))
     interval = configured.get("SYNC_INTERVAL", DEFAULTS["SYNC_INTERVAL"])
     if not isinstance(interval, int) or interval < 60 or interval % 60:
         errors.append(

@@ -7,7 +7,7 @@ same tags are one value (DESIGN §3).
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from .choices import Owner
 
@@ -17,6 +17,9 @@ class FieldSpec:
     name: str
     kind: str  # text | number | date | datetime | choice | tags | email
     owner: Owner  # the default owner (DESIGN §2)
+    # Numbers: the local column's decimal places; values are compared and stored at this
+    # precision (DESIGN §7), so a remote 1234.5678 is the local 1234.57. None: as given.
+    decimal_places: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,10 @@ DEAL = EntitySpec(
     (
         FieldSpec("name", "text", Owner.SHARED),
         FieldSpec("stage", "choice", Owner.SHARED),
-        FieldSpec("value", "number", Owner.SHARED),
+        FieldSpec("value", "number", Owner.SHARED, decimal_places=2),
         FieldSpec("close_date", "date", Owner.SHARED),
-        FieldSpec("probability", "number", Owner.AGENT),
-        FieldSpec("confidence", "number", Owner.AGENT),
+        FieldSpec("probability", "number", Owner.AGENT, decimal_places=0),
+        FieldSpec("confidence", "number", Owner.AGENT, decimal_places=3),
         FieldSpec("qualification", "text", Owner.AGENT),
         FieldSpec("notes", "text", Owner.HUMAN),
         FieldSpec("tags", "tags", Owner.HUMAN),
@@ -86,8 +89,16 @@ ACTIVITY = EntitySpec(
 ENTITIES = {spec.name: spec for spec in (DEAL, CONTACT, ACTIVITY)}
 
 
-def normal_form(kind: str, value):
-    """The one comparable, JSON-safe form of a field value (None for empty)."""
+# Wide enough for any double (Notion's numbers): quantizing never fails for lack of digits.
+_WIDE = Context(prec=400, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999)
+
+
+def normal_form(kind: str, value, decimal_places: int | None = None):
+    """The one comparable, JSON-safe form of a field value (None for empty).
+
+    ``decimal_places`` (numbers): round to that many places first (half to even, as
+    ``records`` fits a value to its DecimalField).
+    """
     if value is None or value == "" or value == [] or value == ():
         return None
     if kind == "number":
@@ -95,8 +106,14 @@ def normal_form(kind: str, value):
             number = Decimal(str(value))
         except InvalidOperation as err:
             raise ValueError(f"{value!r} is not a number") from err
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a number")
+        if decimal_places is not None:
+            number = number.quantize(Decimal(1).scaleb(-decimal_places), context=_WIDE)
+        if number.is_zero():
+            number = Decimal(0)  # no "-0"
         # normalize() turns 1200.50 into 1.2005E+3; format "f" gives it back as 1200.5
-        return format(number.normalize(), "f")
+        return format(number.normalize(_WIDE), "f")
     if kind == "date":
         if isinstance(value, dt.datetime):
             value = value.date()
@@ -120,7 +137,7 @@ def normal_form(kind: str, value):
 def normal_values(entity: EntitySpec, values: dict) -> dict:
     """normal_form for every synced field present in ``values``."""
     return {
-        name: normal_form(entity.field(name).kind, value)
+        name: normal_form(entity.field(name).kind, value, entity.field(name).decimal_places)
         for name, value in values.items()
         if name in entity.field_names
     }

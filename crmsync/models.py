@@ -330,6 +330,10 @@ class SyncConnection(models.Model):
     last_error = models.TextField(blank=True)
     # The CRM's clock minus ours in seconds, as last measured (see crmsync.clock).
     clock_offset = models.FloatField(null=True, blank=True)
+    # What the adapter learned about the remote side and keeps across processes (Notion:
+    # resolved data source ids, property ids and types, blocked fields). A cache: safe
+    # to clear, the adapter reads it again (one request per data source).
+    remote_state = models.JSONField(default=dict, blank=True)
 
     objects = SyncConnectionQuerySet.as_manager()
 

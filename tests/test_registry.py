@@ -12,7 +12,10 @@ from crmsync.conf import app_settings
 from crmsync.exceptions import ConfigurationError
 from crmsync.registry import connections
 
-NOTION = {"ADAPTER": "notion", "OPTIONS": {"token": "secret_tok_123", "database_id": "db"}}
+NOTION = {
+    "ADAPTER": "notion",
+    "OPTIONS": {"token": "secret_tok_123", "database_id": "0123456789abcdef0123456789abcdef"},
+}
 
 
 def test_defaults_and_user_adapters_are_merged():

@@ -5,19 +5,35 @@ on first use (or given as ``data_source_id``), queried through
 ``/v1/data_sources/{id}/query``, and pages are created with a data-source parent.
 This is the only module that imports ``notion_client``.
 
+Ids in OPTIONS are taken with or without dashes or as the database's Notion URL.
+What the adapter learns about the remote side (the resolved data source, property
+ids and types) is kept in ``SyncConnection.remote_state``, so a new process sends
+no request for it (it is read again after a 404 or when a page shows the schema
+changed). Mapped properties are followed by id: a property renamed in Notion keeps
+syncing; one that is missing or retyped blocks its field (``blocked_fields``).
+
 Exactly one layer retries: notion-client's own retries are turned off and tenacity
 retries 429, 5xx, 529, timeouts and connection errors with exponential backoff and
 jitter, waiting at least ``Retry-After``. A create whose outcome is unknown is never
 retried here: it raises ``AmbiguousWriteError`` so that the caller looks the page up
 by its CRM Sync ID first. Every HTTP request, retries included, first takes a slot
 of the connection's request budget (shared by every process, see ``ratelimit``).
+A ``Retry-After`` longer than ``max_retry_wait`` raises ``RateLimitDeferred``, and
+the wait is kept (``ratelimit.Hold``) so that no process of the connection, nor of
+any connection on the same token for a workspace limit, sends before it ends.
+See docs/notion-limits.md for the limits this relies on. The schema and remote state
+live in ``notion_schema``, the queries in ``notion_listing``, the pure translation in
+``notion_properties``.
 """
 
 import contextlib
 import datetime as dt
 import email.utils
+import hashlib
+import json
 import logging
 import random
+import time
 
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception
@@ -27,13 +43,20 @@ from ..exceptions import (
     AdapterError,
     AmbiguousWriteError,
     ConfigurationError,
+    FieldBlocked,
+    InvalidOption,
     MappingError,
+    RateLimitDeferred,
     RemoteNotFound,
     TransientAdapterError,
 )
 from . import notion_properties as props
-from .base import REQUIRED, ChangePage, CRMAdapter, RemoteRecord
-from .ratelimit import RateBudget
+from .base import REQUIRED, CRMAdapter, RemoteRecord
+from .notion_listing import NotionListing, notion_time
+from .notion_schema import DATABASE_OPTIONS, PAGE_SIZE, NotionSchema
+from .ratelimit import Hold, RateBudget
+
+__all__ = ["DATABASE_OPTIONS", "PAGE_SIZE", "NotionAdapter", "notion_time", "parse_time"]
 
 try:
     import httpx
@@ -44,26 +67,31 @@ except ImportError:  # pragma: no cover - exercised by users without the extra
 
 logger = logging.getLogger(__name__)
 API_VERSION = "2025-09-03"
-PAGE_SIZE = 100
-# The option names of each entity's database ids in OPTIONS.
-DATABASE_OPTIONS = {
-    "deal": ("database_id", "data_source_id"),
-    "contact": ("contacts_database_id", "contacts_data_source_id"),
-    "activity": ("activities_database_id", "activities_data_source_id"),
-}
+ID_OPTIONS = tuple(name for names in DATABASE_OPTIONS.values() for name in names)
+# additional_data.rate_limit_reason of Notion's per-workspace limit (shared by every
+# connection of the workspace); other reasons hold this connection only.
+WORKSPACE_LIMIT = "public_api_space_request_rate_limit"
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def notion_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: an integer, or an HTTP date."""
+    if not value:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return None
 
 
-class NotionAdapter(CRMAdapter):
+class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
     OPTIONS = {
         "token": REQUIRED,
+        # Ids as people paste them: with or without dashes, or the database's Notion URL.
         "database_id": None,
         "data_source_id": None,
         "contacts_database_id": None,
@@ -78,7 +106,8 @@ class NotionAdapter(CRMAdapter):
         "max_retries": 5,
         # Seconds before the first retry; doubles with each one (capped at 30 s).
         "retry_backoff": 0.5,
-        # Longest single wait between retries; a Retry-After beyond it gives up instead.
+        # Longest single wait between retries; a longer Retry-After defers the run instead
+        # (RateLimitDeferred), and nothing is sent before the time Notion named.
         "max_retry_wait": 120.0,
         # {entity: {field: "Property" | ("Property", "type") | None}} over DESIGN §4.
         "properties": {},
@@ -94,6 +123,16 @@ class NotionAdapter(CRMAdapter):
         if notion_client is None:
             raise ConfigurationError("NotionAdapter needs notion-client: pip install 'crmsync[notion]'.")
         super().__init__(alias, **options)
+        for name in ID_OPTIONS:
+            if self.options[name]:
+                try:
+                    self.options[name] = props.parse_notion_id(self.options[name])
+                except ValueError as err:
+                    raise InvalidOption(
+                        f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}]: {err}. Paste the id '
+                        "(with or without dashes) or the database's URL from Notion's address bar.",
+                        option=name,
+                    ) from err
         if not (self.options["database_id"] or self.options["data_source_id"]):
             raise ConfigurationError(
                 f'Missing option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]["database_id"] '
@@ -111,14 +150,23 @@ class NotionAdapter(CRMAdapter):
                     f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]["properties"][{entity!r}]: {err}'
                 ) from err
         self._client = None
+        self._remote: dict | None = None  # SyncConnection.remote_state["notion"], read once
         self._data_sources: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
+        self._resolved: dict[str, tuple[dict, dict]] = {}
+        self._drift_read_at: dict[str, float] = {}  # schema re-read because a page showed drift
+        # {page id: {property id: date value}} of pages read, for the date properties
+        # whose range end or time of day a pushed date must keep (None: nothing to keep).
+        self._dates: dict[str, dict | None] = {}
         self._warned: set = set()
         self._requests = 0
         self.server_time: dt.datetime | None = None  # Notion's clock, from the last Date header
         self._clock_offset: dt.timedelta | None = None  # Notion's clock minus ours
         rate = self.options["requests_per_second"]
         self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
+        # Never the token itself: a digest names the workspace hold all its connections share.
+        token_key = hashlib.sha256(str(self.options["token"]).encode()).hexdigest()[:24]
+        self.hold = Hold([f"notion-hold:{alias}"[:100], f"notion-hold:token:{token_key}"])
 
     # --- Configuration ---------------------------------------------------------------
 
@@ -180,9 +228,35 @@ class NotionAdapter(CRMAdapter):
             self._clock_offset = self.server_time - timezone.now() + dt.timedelta(seconds=0.5)
 
     def _before_request(self, request):
+        # A hold Notion asked for (here or in another process) is waited out, or, when it
+        # is longer than max_retry_wait, nothing is sent at all.
+        wait = self.hold.until() - time.time()
+        if wait > 0:
+            if wait > self.options["max_retry_wait"]:
+                raise self._deferred("a rate-limit wait Notion asked for is still on", time.time() + wait)
+            time.sleep(wait)
         if self.budget:
             self.budget.acquire()
         self._requests += 1
+
+    def deferred_until(self) -> dt.datetime | None:
+        """When Notion allows this connection to send again, if it asked to wait (a
+        ``Retry-After``, kept across processes); None when nothing is held."""
+        until = self.hold.until()
+        return dt.datetime.fromtimestamp(until, dt.UTC) if until > time.time() else None
+
+    def _deferred(self, why, until, *, scope="connection", reason=None, status=None, code="rate_limited"):
+        moment = dt.datetime.fromtimestamp(until, dt.UTC)
+        return RateLimitDeferred(
+            f"Notion rate limit ({reason or scope}): {why}; nothing is sent before {moment:%Y-%m-%d %H:%M:%S} UTC",
+            alias=self.alias,
+            status=status,
+            code=code,
+            retry_after=max(0.0, until - time.time()),
+            until=moment,
+            scope=scope,
+            reason=reason,
+        )
 
     # --- Calling the API ------------------------------------------------------------------
 
@@ -203,13 +277,16 @@ class NotionAdapter(CRMAdapter):
         if isinstance(err, HTTPResponseError):
             status, code = err.status, getattr(err.code, "value", err.code)
             message = str(err) or f"HTTP {status}"
-            retry_after = None
-            with contextlib.suppress(TypeError, ValueError):
-                retry_after = float(err.headers.get("retry-after"))
-            if status == 429 or code == "rate_limited":
-                return TransientAdapterError(
-                    message, alias=self.alias, status=status, code=code, retry_after=retry_after
-                )
+            retry_after = retry_after_seconds(err.headers.get("retry-after"))
+            if status in (429, 529) or code in ("rate_limited", "service_overload"):
+                # Notion: handle 529 like 429 (wait for Retry-After). A create answered 529
+                # is still never re-sent blindly: a 5xx may follow a write that was applied.
+                error = self._rate_limited(err, message, status, retry_after)
+                if create and status == 529 and not isinstance(error, RateLimitDeferred):
+                    return AmbiguousWriteError(
+                        message, alias=self.alias, status=status, code=error.code, retry_after=retry_after
+                    )
+                return error
             if status >= 500 or code == "conflict_error":
                 cls = AmbiguousWriteError if create and status >= 500 else TransientAdapterError
                 return cls(message, alias=self.alias, status=status, code=code, retry_after=retry_after)
@@ -217,6 +294,30 @@ class NotionAdapter(CRMAdapter):
                 return RemoteNotFound(message, alias=self.alias, status=status, code=code)
             return AdapterError(message, alias=self.alias, status=status, code=code)
         raise err
+
+    def _rate_limited(self, err, message, status, retry_after) -> TransientAdapterError:
+        code = "rate_limited" if status == 429 else "service_overload"
+        reason = None
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            reason = (json.loads(err.body).get("additional_data") or {}).get("rate_limit_reason")
+        scope = "workspace" if reason == WORKSPACE_LIMIT else "connection"
+        if retry_after and (scope == "workspace" or retry_after > self.options["max_retry_wait"]):
+            # Kept for every process (and, for a workspace limit, every connection on
+            # this token): none sends before Notion's time.
+            until = time.time() + retry_after
+            self.hold.hold(until, keys=None if scope == "workspace" else self.hold.keys[:1])
+            if retry_after > self.options["max_retry_wait"]:
+                return self._deferred(
+                    f"Retry-After {retry_after:.0f} s is over max_retry_wait",
+                    until,
+                    scope=scope,
+                    reason=reason,
+                    status=status,
+                    code=code,
+                )
+        return TransientAdapterError(
+            message, alias=self.alias, status=status, code=code, retry_after=retry_after
+        )
 
     def _wait(self, retry_state) -> float:
         # Exponential backoff with "equal jitter": half fixed, half random.
@@ -228,13 +329,13 @@ class NotionAdapter(CRMAdapter):
         return max(backoff, retry_after)
 
     def _stop(self, retry_state) -> bool:
-        error = retry_state.outcome.exception()
-        too_long = (getattr(error, "retry_after", None) or 0) > self.options["max_retry_wait"]
-        return too_long or retry_state.attempt_number > self.options["max_retries"]
+        return retry_state.attempt_number > self.options["max_retries"]
 
     def _call(self, method, *, create: bool = False, **kwargs):
         def retryable(err):
-            return isinstance(err, TransientAdapterError) and not isinstance(err, AmbiguousWriteError)
+            return isinstance(err, TransientAdapterError) and not isinstance(
+                err, AmbiguousWriteError | RateLimitDeferred
+            )
 
         for attempt in Retrying(
             retry=retry_if_exception(retryable), wait=self._wait, stop=self._stop, reraise=True
@@ -245,76 +346,52 @@ class NotionAdapter(CRMAdapter):
                 except Exception as err:
                     raise self._wrap(err, create=create) from err
 
-    # --- Data sources and schema ----------------------------------------------------------
+    def _on_source(self, entity: str, method, *, create: bool = False, parent: bool = False, **kwargs):
+        """``method(data_source_id=..., **kwargs)`` (with ``parent``: the data source as a
+        page's parent). A data source resolved from the database that answers 404 is
+        resolved again once (it may have been replaced; a 404 applied nothing)."""
 
-    def data_source_id(self, entity: str) -> str:
-        if entity not in self._data_sources:
-            database_option, source_option = DATABASE_OPTIONS[entity]
-            source_id = self.options[source_option]
-            if not source_id:
-                database_id = self.options[database_option]
-                if not database_id:
-                    raise ConfigurationError(
-                        f'Connection {self.alias!r} has no {entity} database: set CRMSYNC["CONNECTIONS"]'
-                        f'[{self.alias!r}]["OPTIONS"][{database_option!r}].'
-                    )
-                database = self._call(self.client.databases.retrieve, database_id=database_id)
-                sources = database.get("data_sources") or []
-                if len(sources) != 1:
-                    names = ", ".join(f"{s.get('name')!r} ({s['id']})" for s in sources) or "none"
-                    raise ConfigurationError(
-                        f"Notion database {database_id} has {len(sources)} data sources ({names}): set "
-                        f'CRMSYNC["CONNECTIONS"][{self.alias!r}]["OPTIONS"][{source_option!r}] to the one to sync.'
-                    )
-                source_id = sources[0]["id"]
-            self._data_sources[entity] = source_id
-        return self._data_sources[entity]
+        def send():
+            source_id = self.data_source_id(entity)
+            where = (
+                {"parent": {"type": "data_source_id", "data_source_id": source_id}}
+                if parent
+                else {"data_source_id": source_id}
+            )
+            return self._call(method, create=create, **where, **kwargs)
 
-    def schema(self, entity: str) -> dict:
-        """{property name: schema entry} of the entity's data source (fetched once)."""
-        if entity not in self._schemas:
-            source = self._call(self.client.data_sources.retrieve, data_source_id=self.data_source_id(entity))
-            self._schemas[entity] = source.get("properties") or {}
-        return self._schemas[entity]
-
-    def schema_problems(self, entity: str) -> list[str]:
-        """Every mapped property missing from the data source or of a type that cannot hold it."""
-        schema = self.schema(entity)
-        problems = []
-        wanted = {**self.mapping(entity), "id": (props.SYNC_ID_PROPERTY, "rich_text")}
-        for field, (prop, ptype) in wanted.items():
-            actual = schema.get(prop, {}).get("type")
-            kind = "text" if field == "id" else ENTITIES[entity].field(field).kind
-            allowed = {ptype} | ({"select", "status"} if kind == "choice" else set())
-            if actual is None:
-                problems.append(f"{entity}: property {prop!r} ({ptype}, for {field}) is missing")
-            elif actual not in allowed:
-                problems.append(f"{entity}: property {prop!r} is {actual}, expected {ptype} (for {field})")
-        return problems
-
-    def check(self) -> list[str]:
-        problems = []
-        for entity in sorted(self.entities):
-            try:
-                problems += self.schema_problems(entity)
-            except AdapterError as err:
-                problems.append(f"{entity}: cannot read the data source: {err}")
-        return problems
+        try:
+            return send()
+        except RemoteNotFound:
+            if self.options[DATABASE_OPTIONS[entity][1]]:
+                raise  # configured, not resolved: nothing to resolve again
+            self._forget(entity)
+            return send()
 
     # --- Translation -------------------------------------------------------------------------
 
     def _kinds(self, entity):
         return {spec.name: spec.kind for spec in ENTITIES[entity].fields}
 
+    def _places(self, entity):
+        return {spec.name: spec.decimal_places for spec in ENTITIES[entity].fields}
+
     def page_to_record(self, entity: str, page: dict) -> RemoteRecord:
-        mapping = self.mapping(entity)
-        wanted = {prop for prop, _ in mapping.values()} | {props.SYNC_ID_PROPERTY}
-        for name, value in (page.get("properties") or {}).items():
-            if name in wanted and isinstance(value, dict) and props.page_is_truncated(value):
-                page["properties"][name] = self._read_full_property(page["id"], value)
-        values = props.page_to_values(page, mapping, self._kinds(entity), self.choice_options(entity))
-        sync_value = (page.get("properties") or {}).get(props.SYNC_ID_PROPERTY)
-        sync_id = props.from_property(sync_value, "text") if isinstance(sync_value, dict) else None
+        fields, blocked = self.resolved(entity)
+        if self._maybe_refresh(entity, page, fields, blocked):
+            fields, blocked = self.resolved(entity)
+        properties = page.get("properties") or {}
+        for name, value in properties.items():
+            wanted = isinstance(value, dict) and any(value.get("id") == pid for _, _, pid in fields.values())
+            if wanted and props.page_is_truncated(value):
+                properties[name] = self._read_full_property(page["id"], value)
+        mapping = {field: spec for field, spec in fields.items() if field != "id"}
+        values = props.page_to_values(
+            page, mapping, self._kinds(entity), self.choice_options(entity), self._places(entity)
+        )
+        sync_value = props.find_property(properties, *fields["id"][::2]) if "id" in fields else None
+        sync_id = props.from_property(sync_value, "text") if sync_value else None
+        self._remember_dates(page, mapping)
         return RemoteRecord(
             remote_id=page["id"],
             sync_id=sync_id.strip() if sync_id else None,
@@ -324,6 +401,18 @@ class NotionAdapter(CRMAdapter):
             created_at=parse_time(page.get("created_time")),
             raw=page,
         )
+
+    def _remember_dates(self, page: dict, mapping: dict) -> None:
+        """Keep what a later push of a date must not erase: a range's end, a time of day."""
+        dates = [(name, pid) for name, ptype, pid in mapping.values() if ptype == "date"]
+        if not dates:
+            return
+        kept = {}
+        for name, pid in dates:
+            value = (props.find_property(page.get("properties") or {}, name, pid) or {}).get("date")
+            if value and (value.get("end") or value.get("time_zone") or "T" in (value.get("start") or "")):
+                kept[pid] = value
+        self._dates[page["id"]] = kept or None
 
     def readable_record(self, entity: str, page: dict) -> RemoteRecord:
         """``page_to_record``, or for a malformed page a record carrying the error (so one
@@ -361,62 +450,98 @@ class NotionAdapter(CRMAdapter):
             if not result.get("has_more") or not cursor:
                 return {**value, ptype: items, "has_more": False}
 
-    def to_properties(self, entity: str, values: dict) -> dict:
-        """Request properties for ``values``; refuses what Notion would refuse (MappingError).
+    def to_properties(self, entity: str, values: dict, *, page_id: str | None = None, create=False) -> dict:
+        """Request properties for ``values``, keyed by property id; refuses what Notion
+        would refuse (MappingError).
 
-        The data source's schema (read once) decides how a property is written (select
-        and status differ; status options must exist). Mapped properties the data
-        source lacks are left out and logged once; ``crmsync_check`` lists them.
+        The data source's schema decides how a property is written (select and status
+        differ; status options must exist). A blocked field (its property missing or
+        retyped) raises FieldBlocked, except on create, where it is left out (the page
+        read back then lacks it, so nothing is recorded as agreed for it). ``page_id``:
+        the page written, so that a pushed date keeps its range end and time of day.
         """
-        schema = self.schema(entity)
-        mapping = {}
-        for field, (prop, ptype) in self.mapping(entity).items():
-            if prop in schema:
-                mapping[field] = (prop, ptype)
-            elif (entity, prop) not in self._warned:
-                self._warned.add((entity, prop))
-                logger.warning(
-                    "%s: Notion property %r (for %s.%s) does not exist; it is not synced",
-                    self.alias,
-                    prop,
-                    entity,
-                    field,
-                )
-        options = self.choice_options(entity)
-        types = {name: entry.get("type") for name, entry in schema.items()}
-        for field, value in values.items():
-            if field not in mapping or value is None:
-                continue
-            prop = mapping[field][0]
-            if types.get(prop) == "status":
-                name = options.get(field, {}).get(value, value)
-                known = {o["name"] for o in schema[prop].get("status", {}).get("options", [])}
-                if name not in known:
-                    raise MappingError(
-                        f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
-                        f"(options: {', '.join(sorted(known))})",
+        fields, blocked = self.resolved(entity)
+        mapping = self.mapping(entity)
+        for field in values:
+            if field in blocked and field in mapping:
+                if not create:
+                    raise FieldBlocked(
+                        f"{field} is not written: {blocked[field]}",
                         field=field,
-                        prop=prop,
+                        prop=mapping[field][0],
+                        reason=blocked[field],
                     )
-        return props.values_to_properties(values, mapping, options, types)
+                if (entity, field) not in self._warned:
+                    self._warned.add((entity, field))
+                    logger.warning("%s: %s.%s is not synced: %s", self.alias, entity, field, blocked[field])
+        options = self.choice_options(entity)
+        for field, value in values.items():
+            if field in fields and value is not None and fields[field][1] == "status":
+                self._check_status_option(entity, field, options.get(field, {}).get(value, value))
+                fields = self.resolved(entity)[0]
+        writable = {field: fields[field] for field in mapping if field in fields}
+        kept = self._dates.get(page_id) or {}
+        current = {name: {"date": kept[pid]} for name, _, pid in writable.values() if pid in kept}
+        return props.values_to_properties(
+            values,
+            writable,
+            options,
+            kinds=self._kinds(entity),
+            current=current,
+        )
+
+    def _check_status_option(self, entity, field, name):
+        fields, _ = self.resolved(entity)
+        prop = fields[field][0]
+        for attempt in range(2):
+            known = self.schema(entity).get(prop, {}).get("options") or []
+            if name in known:
+                return
+            if attempt == 0 and self._refresh_schema(entity):  # options are added in Notion
+                fields, blocked = self.resolved(entity)
+                if field in blocked:
+                    raise FieldBlocked(
+                        f"{field} is not written: {blocked[field]}", field=field, reason=blocked[field]
+                    )
+                prop = fields[field][0]
+        raise MappingError(
+            f"{field} → {prop!r}: status option {name!r} does not exist in Notion "
+            f"(options: {', '.join(sorted(known))})",
+            field=field,
+            prop=prop,
+        )
+
+    def _sync_id_property(self, entity: str, sync_id: str) -> dict:
+        fields, _ = self.resolved(entity)
+        key = fields["id"][2] if "id" in fields else props.SYNC_ID_PROPERTY
+        return {key: {"rich_text": props.rich_text(str(sync_id))}}
+
+    def _sync_id_filter(self, entity: str, sync_id: str) -> dict:
+        fields, _ = self.resolved(entity)
+        key = fields["id"][2] if "id" in fields else props.SYNC_ID_PROPERTY
+        return {"property": key, "rich_text": {"equals": str(sync_id)}}
 
     # --- Hooks ---------------------------------------------------------------------------------
 
     def create(self, entity, values, sync_id):
-        properties = self.to_properties(entity, values)
-        properties[props.SYNC_ID_PROPERTY] = {"rich_text": props.rich_text(str(sync_id))}
-        page = self._call(
-            self.client.pages.create,
-            create=True,
-            parent={"type": "data_source_id", "data_source_id": self.data_source_id(entity)},
-            properties=properties,
+        properties = self.to_properties(entity, values, create=True)
+        properties.update(self._sync_id_property(entity, sync_id))
+        page = self._on_source(
+            entity, self.client.pages.create, create=True, parent=True, properties=properties
         )
         return self.page_to_record(entity, page)
 
     def update(self, entity, remote_id, changes, *, sync_id: str | None = None):
-        properties = self.to_properties(entity, changes)
+        fields, _ = self.resolved(entity)
+        dated = any(
+            changes.get(field) is not None and fields.get(field, (None, None))[1] == "date"
+            for field in changes
+        )
+        if dated and remote_id not in self._dates:
+            self.get(entity, remote_id)  # the range end and time of day to keep
+        properties = self.to_properties(entity, changes, page_id=remote_id)
         if sync_id is not None:
-            properties[props.SYNC_ID_PROPERTY] = {"rich_text": props.rich_text(str(sync_id))}
+            properties.update(self._sync_id_property(entity, sync_id))
         page = self._call(self.client.pages.update, page_id=remote_id, properties=properties)
         return self.page_to_record(entity, page)
 
@@ -432,89 +557,6 @@ class NotionAdapter(CRMAdapter):
         return self.page_to_record(
             entity, self._call(self.client.pages.update, page_id=remote_id, in_trash=False)
         )
-
-    def _query(self, entity, *, filter=None, sorts=None, in_trash=False):
-        """Yield (response, records) per result page; restarts nothing (see iter_changes)."""
-        kwargs = {"data_source_id": self.data_source_id(entity), "page_size": PAGE_SIZE, "in_trash": in_trash}
-        if filter:
-            kwargs["filter"] = filter
-        if sorts:
-            kwargs["sorts"] = sorts
-        cursor = None
-        while True:
-            response = self._call(
-                self.client.data_sources.query, **kwargs, **({"start_cursor": cursor} if cursor else {})
-            )
-            yield response, [self.readable_record(entity, page) for page in response.get("results", [])]
-            cursor = response.get("next_cursor")
-            if not response.get("has_more") or not cursor:
-                return
-
-    def find_by_sync_id(self, entity, sync_id):
-        flt = {"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(sync_id)}}
-        sorts = [{"timestamp": "created_time", "direction": "ascending"}]
-        for in_trash in (False, True):
-            found = [
-                r
-                for _, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash)
-                for r in records
-            ]
-            if found:
-                return found
-        return []
-
-    def iter_changes(self, entity, since, *, by="modified", include_trashed=True):
-        """Pages whose ``by`` time ("modified" or "created") is on or after ``since``.
-
-        Trashed pages come first (one ``in_trash`` query; ordinary queries leave them
-        out) with no checkpoint; live pages follow in ascending time, each result page
-        with its last time as checkpoint. A query stopped by Notion's 10,000-row cap is
-        continued by a new query from the last time seen (boundary rows repeat). Every
-        page carries ``as_of``: Notion's clock (Date header) at the first answer.
-        """
-        timestamp = "last_edited_time" if by == "modified" else "created_time"
-        sorts = [{"timestamp": timestamp, "direction": "ascending"}]
-        as_of = None
-
-        def window(after):
-            return {"timestamp": timestamp, timestamp: {"on_or_after": notion_time(after)}} if after else None
-
-        if include_trashed:
-            for _, records in self._query(entity, filter=window(since), sorts=sorts, in_trash=True):
-                as_of = as_of or self.server_time
-                yield ChangePage(records, checkpoint=None, as_of=as_of)
-        after = since
-        while True:
-            capped, last = False, None
-            for response, records in self._query(entity, filter=window(after), sorts=sorts):
-                if records:
-                    last = getattr(records[-1], "modified_at" if by == "modified" else "created_at")
-                as_of = as_of or self.server_time
-                yield ChangePage(records, checkpoint=last, as_of=as_of)
-                capped = (response.get("request_status") or {}).get("type") == "incomplete"
-            if not capped or last is None or last == after:
-                return
-            after = last
-
-    def search(self, entity, flt):
-        conditions = []
-        if flt.stage:
-            prop = self.mapping(entity)["stage"][0]
-            name = self.choice_options(entity)["stage"].get(flt.stage, flt.stage)
-            conditions.append({"property": prop, "select": {"equals": name}})
-        if flt.modified_since:
-            conditions.append(
-                {
-                    "timestamp": "last_edited_time",
-                    "last_edited_time": {"on_or_after": notion_time(flt.modified_since)},
-                }
-            )
-        if flt.sync_id:
-            conditions.append({"property": props.SYNC_ID_PROPERTY, "rich_text": {"equals": str(flt.sync_id)}})
-        query_filter = {"and": conditions} if len(conditions) > 1 else (conditions[0] if conditions else None)
-        for in_trash in (False, True) if flt.include_archived else (False,):
-            for _, records in self._query(entity, filter=query_filter, in_trash=in_trash):
-                yield from records
 
     # --- What the engine reads of Notion's ways ---------------------------------------
 

@@ -8,6 +8,7 @@ then sleeps until its slot. No transaction is held while waiting or while the re
 is in flight.
 """
 
+import contextlib
 import time
 
 from django.db import IntegrityError, connections, router, transaction
@@ -80,3 +81,37 @@ class RateBudget:
 
         until = self.clock() + seconds
         Row.objects.filter(key=self.key, tat__lt=until).update(tat=until)
+
+
+class Hold:
+    """A time before which nothing is sent on any of ``keys``, shared by every process.
+
+    Kept in the same table as the budgets (``tat`` = the Unix time the hold ends): a
+    connection's own key and, for limits shared by several connections (Notion's
+    per-workspace limit), a key those connections share. Reads are cached for
+    ``refresh`` seconds, so a request costs no query while nothing is held.
+    """
+
+    def __init__(self, keys, *, refresh: float = 5.0, clock=time.time):
+        self.keys, self.refresh, self.clock = list(keys), refresh, clock
+        self._until, self._read_at = 0.0, None
+
+    def until(self) -> float:
+        """The Unix time the longest hold on any key ends (0.0: none)."""
+        from ..models import RateBudget as Row
+
+        now = self.clock()
+        if self._read_at is None or now - self._read_at >= self.refresh:
+            stored = Row.objects.filter(key__in=self.keys).values_list("tat", flat=True)
+            self._until, self._read_at = max(stored, default=0.0), now
+        return self._until
+
+    def hold(self, until: float, keys=None) -> None:
+        """Send nothing on ``keys`` (default: all of them) before ``until``."""
+        from ..models import RateBudget as Row
+
+        for key in keys or self.keys:
+            if not Row.objects.filter(key=key, tat__lt=until).update(tat=until):
+                with contextlib.suppress(IntegrityError), transaction.atomic(using=router.db_for_write(Row)):
+                    Row.objects.get_or_create(key=key, defaults={"tat": until})
+        self._until = max(self._until, until)

@@ -223,7 +223,8 @@ def test_5xx_bursts_recover(adapter, notion_emulator):
     started = adapter.requests_sent
     adapter.list_opportunities()
     assert notion_emulator.count("data_sources.query", status=200) == 1
-    assert adapter.requests_sent - started == 6 + 1  # five failures, the success, the database lookup
+    # five failures, the success, the database lookup and the schema read (both kept for later runs)
+    assert adapter.requests_sent - started == 6 + 2
 
 
 def test_permanent_400_is_not_retried_and_carries_status_code_and_message(adapter, notion_emulator):
@@ -258,7 +259,7 @@ def test_timeouts_are_retried_for_reads_and_ambiguous_for_creates(notion_emulato
 
 def test_unreachable_notion_is_a_transient_error(db):
     adapter = NotionAdapter(
-        alias="n", token="t", database_id="db", base_url="http://127.0.0.1:9", max_retries=1
+        alias="n", token="t", database_id="0" * 32, base_url="http://127.0.0.1:9", max_retries=1
     )
     with pytest.raises(TransientAdapterError, match="Cannot reach Notion"):
         adapter.list_opportunities()

@@ -23,8 +23,9 @@ def describe(err: Exception) -> str:
 class Command(BaseCommand):
     help = (
         "Check each connection's remote side: that it can be reached with its credentials and, "
-        "for Notion, that every mapped property exists with a type that can hold it. Sends a "
-        "few read requests; exits 1 on any problem."
+        "for Notion, that every mapped property exists with a type that can hold it; prints "
+        "advice (an ID property for large data sources). Sends a few read requests; exits 1 on "
+        "any problem (advice is not one)."
     )
 
     def add_arguments(self, parser):
@@ -36,10 +37,15 @@ class Command(BaseCommand):
             raise CommandError('No connection configured: add one to CRMSYNC["CONNECTIONS"].')
         problems = []
         for alias in aliases:
+            advice = []
             try:
-                found = connections[alias].check()
+                adapter = connections[alias]
+                found = adapter.check()
+                advice = adapter.advice() if hasattr(adapter, "advice") else []
             except (ConfigurationError, AdapterError) as err:
                 found = [describe(err)]
+            for note in advice:
+                self.stdout.write(f"{alias}: advice: {note}")
             if found:
                 # One line per distinct problem (an unreachable CRM fails every entity alike).
                 problems += [f"{alias}: {problem}" for problem in dict.fromkeys(found)]
