@@ -33,6 +33,7 @@ from .models import (
 )
 from .registry import connections
 from .sync.engine import Resolution, resolve_conflict
+from .sync.health import remote_health
 from .sync.ownership import crm_owned_fields, ensure_rows, sync_links
 
 # --- The pipeline ------------------------------------------------------------------------
@@ -651,6 +652,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             + f"?status__exact=open&connection__exact={connection.alias}",
             "can_sync": self.has_sync_permission(request),
             "original": connection,
+            **remote_health(connection.alias),
         }
         return TemplateResponse(request, self.change_form_template, context)
 

@@ -582,3 +582,53 @@ def test_resolutions_refuse_unusable_remote_values_and_empty_required_fields(dea
     clean_sync()
     deal.refresh_from_db()
     assert deal.value == Decimal("99.5") and notion_emulator.page_values(page_of(deal))["Value"] == 99.5
+
+
+# 6 -----------------------------------------------------------------------------------
+
+
+def test_6_a_renamed_property_keeps_syncing_a_pending_local_write(deals_only, notion_emulator):
+    deal = Opportunity.objects.create(name="Acme", value=10)
+    clean_sync()
+    notion_emulator.rename_property(deal_source(notion_emulator), "Value", "Amount")
+    deal.value = 20
+    deal.save()
+    run = clean_sync()
+    assert run.updated_remote == 1
+    assert notion_emulator.page_values(page_of(deal))["Amount"] == 20
+    notion_emulator.rename_property(deal_source(notion_emulator), "Amount", "Value")
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.value == 20 and notion_emulator.page_values(page_of(deal))["Value"] == 20
+
+
+def test_6_a_deleted_property_blocks_its_field_visibly_and_loses_no_write(
+    deals_only, notion_emulator, django_user_model, client
+):
+    source = deal_source(notion_emulator)
+    deal = Opportunity.objects.create(name="Acme", value=10, stage="proposal")
+    clean_sync()
+    notion_emulator.delete_property(source, "Value")
+    notion_emulator.human_edit(page_of(deal), {"Notes": "the schema changed"})  # a page shows it
+    deal.value = 20
+    deal.stage = "negotiation"
+    deal.save()
+    notion_emulator.reset_counters()
+    clean_sync()
+    assert notion_emulator.count("pages.update") == 1  # one request, the stage only
+    assert notion_emulator.page_values(page_of(deal))["Stage"] == "Negotiation"
+    assert SyncLink.objects.get().base["value"] == "10"  # not recorded as agreed
+    assert OutboxEntry.objects.filter(local_id=deal.pk).exists()  # the value waits
+    staff = django_user_model.objects.create_superuser("staff", "s@example.com", "pw")
+    client.force_login(staff)
+    page = client.get("/admin/crmsync/syncconnection/notion/change/").content.decode()
+    assert "Fields not syncing" in page and "&#x27;Value&#x27;" in page
+    # Staff restore the property: the waiting local value is pushed, never pulled over.
+    notion_emulator.add_property(source, "Value", "number")
+    from crmsync.registry import connections
+
+    connections.reset()
+    clean_sync()
+    clean_sync()
+    deal.refresh_from_db()
+    assert deal.value == 20 and notion_emulator.page_values(page_of(deal))["Value"] == 20

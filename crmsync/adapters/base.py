@@ -233,6 +233,11 @@ class CRMAdapter:
         ``iter_changes`` and ``get`` leave them out of ``values``. May send requests."""
         return {}
 
+    def deferred_until(self) -> dt.datetime | None:
+        """When the CRM allows this connection to send again, if it asked to wait longer
+        than the adapter waits within a run (``RateLimitDeferred``); None otherwise."""
+        return None
+
     def match_field(self, entity: str) -> str | None:
         """The field that links an unlinked remote record without a sync id to an unlinked
         local record on the first sync (exact, case-insensitive for emails), or None."""

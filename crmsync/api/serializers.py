@@ -270,6 +270,13 @@ class ConnectionSerializer(serializers.Serializer):
     open_conflicts = serializers.IntegerField()
     quarantined = serializers.IntegerField()
     pending = serializers.IntegerField(help_text="Records waiting in the outbox.")
+    blocked_fields = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text="{entity: {field: why}}: fields that do not sync because the CRM's schema changed.",
+    )
+    deferred_until = serializers.DateTimeField(
+        allow_null=True, help_text="The CRM asked to wait: no request is sent before this time."
+    )
     last_run = SyncRunSerializer(allow_null=True)
 
 

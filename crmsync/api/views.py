@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..registry import connections
 from ..sync.engine import resolve_conflict
+from ..sync.health import remote_health
 from ..sync.ownership import default_owners
 from . import filters as api_filters
 from . import serializers as api
@@ -339,6 +340,7 @@ class ConnectionViewSet(CrmSyncAPIMixin, mixins.ListModelMixin, viewsets.Generic
                     "open_conflicts": connection.open_conflicts,
                     "quarantined": connection.quarantined,
                     "pending": connection.pending,
+                    **remote_health(connection.alias),
                     "last_run": last_runs.get(connection.alias),
                 }
             )

@@ -15,7 +15,7 @@ from ..adapters.base import RemoteRecord, Unmapped
 from ..choices import Owner, Winner
 from ..clock import remote_now
 from ..entities import ENTITIES
-from ..exceptions import AdapterError, CrmSyncError, MappingError, TransientAdapterError
+from ..exceptions import AdapterError, CrmSyncError, FieldBlocked, MappingError, TransientAdapterError
 from ..models import SyncLink
 from ..outbox import mark_dirty
 from ..records import apply_values, fit_remote_values, local_values
@@ -270,6 +270,16 @@ def write_remote(
     if link.remote_archived and not wants_archived:
         send_trash(ctx, entity, link, archived=False)
     if (writes or sync_id_missing) and not (link.remote_archived and wants_archived):
-        send_update(ctx, entity, link, writes, sync_id=instance.pk if sync_id_missing else None)
+        sync_id = instance.pk if sync_id_missing else None
+        try:
+            send_update(ctx, entity, link, writes, sync_id=sync_id)
+        except FieldBlocked:
+            # The schema drifted since the run began: send the rest; the blocked field's
+            # change waits (its base is not moved) until the schema is fixed.
+            ctx.forget_blocked(entity)
+            blocked = ctx.blocked_fields(entity)
+            writes = {k: v for k, v in writes.items() if k not in blocked}
+            if writes or sync_id:
+                send_update(ctx, entity, link, writes, sync_id=sync_id)
     if wants_archived and not link.remote_archived:
         send_trash(ctx, entity, link, archived=True)

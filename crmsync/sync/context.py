@@ -50,6 +50,10 @@ class RunContext:
             self._blocked[entity] = dict(self.adapter.blocked_fields(entity))
         return self._blocked[entity]
 
+    def forget_blocked(self, entity: str) -> None:
+        """The adapter found drift mid-run: ask it again next time."""
+        self._blocked.pop(entity, None)
+
     def error(self, message: str) -> None:
         logger.warning("sync %s: %s", self.alias, message)
         self.errors.append(message)

@@ -18,7 +18,7 @@ import logging
 from django.utils import timezone
 
 from ..choices import RunStatus
-from ..exceptions import AdapterError, LeaseLost
+from ..exceptions import AdapterError, LeaseLost, RateLimitDeferred
 from ..models import SyncConnection, SyncRun
 from ..registry import connections
 from .apply import LocalChangedMeanwhile, merge_linked
@@ -63,8 +63,16 @@ class SyncEngine:
         status: str = RunStatus.FAILED
         self.lease.start_heartbeat()
         try:
+            held = self.adapter.deferred_until()
+            if held is not None:
+                # DESIGN §7: no run sends a request before the time the CRM named.
+                raise RateLimitDeferred("The CRM asked to wait", until=held, alias=self.alias)
             self.cycle()
             status = self.outcome()
+        except RateLimitDeferred as err:
+            logger.info("sync %s deferred until %s: %s", self.alias, err.until, err)
+            self.ctx.errors.append(f"Deferred until {err.until:%Y-%m-%d %H:%M:%S} UTC: {err}")
+            status = RunStatus.DEFERRED
         except (AdapterError, LeaseLost) as err:
             self.ctx.error(str(err))
         except Exception as err:
@@ -104,7 +112,7 @@ class SyncEngine:
         connection_fields: dict[str, object] = {"last_error": run.error_summary}
         if self.adapter.clock_offset is not None:
             connection_fields["clock_offset"] = self.adapter.clock_offset.total_seconds()
-        if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL):
+        if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.DEFERRED):
             connection_fields["last_success_at"] = run.finished_at
         SyncConnection.objects.filter(alias=self.alias).update(**connection_fields)
 

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 import notion_client
@@ -381,17 +382,20 @@ def test_a_short_retry_after_is_waited_out_and_529_is_handled_like_429(adapter, 
     assert notion_emulator.count("pages.create") == 3
 
 
-def test_a_deferred_run_fails_no_record(notion_settings, notion_emulator):
+def test_a_long_rate_limit_wait_defers_the_run_and_the_next_sends_nothing(notion_settings, notion_emulator):
     sync()
     notion_emulator.throttle_next(retry_after=600, endpoint="data_sources.query")
     run = SyncEngine("notion").run()
-    # The engine does not know "deferred" yet (another engineer's work): the run stops at
-    # once without marking any record, and the next one sends nothing.
+    # DESIGN §7: the run stops early, deferred (exit 0), marking no record.
+    assert (run.status, run.errors) == (RunStatus.DEFERRED, 0)
+    assert "nothing is sent before" in run.error_summary
     assert not OutboxEntry.objects.filter(attempts__gt=0).exists()
     sent = notion_emulator.count()
-    SyncEngine("notion").run()
+    out = StringIO()
+    call_command("crmsync_sync", "--json", stdout=out)  # exit 0
+    summary = json.loads(out.getvalue())
+    assert (summary["status"], summary["requests"]) == ("deferred", 0)
     assert notion_emulator.count() == sent
-    assert "nothing is sent before" in run.error_summary
 
 
 # --- 7. Wiki data sources ---------------------------------------------------------------
