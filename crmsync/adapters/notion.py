@@ -63,7 +63,7 @@ try:
     import notion_client
     from notion_client.errors import HTTPResponseError, RequestTimeoutError
 except ImportError:  # pragma: no cover - exercised by users without the extra
-    notion_client = None
+    notion_client = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 API_VERSION = "2025-09-03"
@@ -150,7 +150,7 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
                     f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]["properties"][{entity!r}]: {err}'
                 ) from err
         self._client = None
-        self._remote: dict | None = None  # SyncConnection.remote_state["notion"], read once
+        self._remote = None  # SyncConnection.remote_state["notion"], read once
         self._data_sources: dict[str, str] = {}
         self._schemas: dict[str, dict] = {}
         self._resolved: dict[str, tuple[dict, dict]] = {}
@@ -480,7 +480,7 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
                 self._check_status_option(entity, field, options.get(field, {}).get(value, value))
                 fields = self.resolved(entity)[0]
         writable = {field: fields[field] for field in mapping if field in fields}
-        kept = self._dates.get(page_id) or {}
+        kept = self._dates.get(page_id) or {} if page_id else {}
         current = {name: {"date": kept[pid]} for name, _, pid in writable.values() if pid in kept}
         return props.values_to_properties(
             values,

@@ -5,6 +5,7 @@ A mixin of ``NotionAdapter``: it calls the API through the adapter's ``_on_sourc
 """
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import CapExceeded
 from . import notion_properties as props
@@ -16,7 +17,11 @@ def notion_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class NotionListing:
+# A part of NotionAdapter: to a type checker it has the adapter's attributes.
+_AdapterPart: Any = Any if TYPE_CHECKING else object
+
+
+class NotionListing(_AdapterPart):
     def _query(self, entity, *, filter=None, sorts=None, in_trash=False):
         """Yield (response, records) per result page; restarts nothing (see iter_changes).
 

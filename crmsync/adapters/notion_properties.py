@@ -9,6 +9,7 @@ characters per email or phone number, 2,000 per URL, no commas in option names.
 import datetime as dt
 import re
 import zoneinfo
+from typing import Any
 
 from ..choices import ActivityKind, DealStage
 from ..entities import ENTITIES, normal_form
@@ -144,7 +145,9 @@ def utf16_len(text: str) -> int:
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Cut text into pieces of at most ``limit`` UTF-16 code units, never inside a character."""
-    pieces, current, size = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
     for char in text:
         width = 2 if ord(char) > 0xFFFF else 1
         if size + width > limit:
@@ -255,7 +258,7 @@ def date_request(value, kind: str, current: dict | None = None) -> dict | None:
     return request
 
 
-def to_property(
+def to_property(  # type: ignore[return]  # every branch returns or fails
     ptype: str,
     value,
     *,
@@ -327,8 +330,9 @@ def from_property(
     """
     ptype = prop_value.get("type")
     raw = prop_value.get(ptype)
+    value: Any
     if ptype in TEXT_TYPES:
-        value = plain_text(raw)
+        value = plain_text(raw or [])
     elif ptype in ("select", "status"):
         value = raw and raw.get("name")
         if value is not None and options:

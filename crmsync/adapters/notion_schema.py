@@ -7,6 +7,7 @@ A mixin of ``NotionAdapter``: it calls the API through the adapter's ``_call``.
 
 import contextlib
 import time
+from typing import TYPE_CHECKING, Any
 
 from ..entities import ENTITIES
 from ..exceptions import AdapterError, ConfigurationError
@@ -32,7 +33,13 @@ def schema_entry(entry: dict) -> dict:
     return kept
 
 
-class NotionSchema:
+# A part of NotionAdapter: to a type checker it has the adapter's attributes.
+_AdapterPart: Any = Any if TYPE_CHECKING else object
+
+
+class NotionSchema(_AdapterPart):
+    _remote: dict | None
+
     def _state(self, entity: str) -> dict:
         """What is known of ``entity``'s data source, for the configured ids (a changed
         setting starts afresh)."""

@@ -104,4 +104,4 @@ class NotionEmulator(ServerMixin, ControlMixin, FaultsMixin, QueriesMixin, Valid
         self.lock = threading.RLock()
         self._cursors: dict[str, tuple[str, set]] = {}
         self._server = None
-        self._thread: threading.Thread | None = None
+        self._thread = None

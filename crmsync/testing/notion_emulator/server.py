@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import RequestLog
@@ -25,6 +26,9 @@ from .store import (
 
 
 class ServerMixin(Mixin):
+    _server: ThreadingHTTPServer | None
+    _thread: threading.Thread | None
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "ServerMixin":
         emulator = self
 
@@ -32,10 +36,10 @@ class ServerMixin(Mixin):
             pass
 
         Handler.emulator = emulator
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        server = self._server = ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
+            target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
             name="notion-emulator",
             daemon=True,
@@ -45,8 +49,9 @@ class ServerMixin(Mixin):
 
     @property
     def url(self) -> str:
+        assert self._server is not None, "the emulator is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         if self._server:
@@ -74,7 +79,7 @@ class ServerMixin(Mixin):
 
     def handle(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple[int, dict, dict]:
         """Answer one API request: (status, headers, JSON body)."""
-        endpoint, args = "unknown", ()
+        endpoint, args = "unknown", cast(tuple, ())
         for route_method, pattern, name in self.ROUTES:
             match = pattern.match(path)
             if match and route_method == method:
@@ -257,7 +262,7 @@ class ServerMixin(Mixin):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    emulator: "NotionEmulator"  # noqa: F821
+    emulator: Any
     protocol_version = "HTTP/1.1"
     server_version = "NotionEmulator"
     # One write per response and no Nagle delay: headers and body in separate small

@@ -155,7 +155,9 @@ def utf16_len(text: str) -> int:
 def split_utf16(text: str, limit: int = 2000) -> list[str]:
     """Text in pieces of at most ``limit`` UTF-16 code units (what Notion counts), never
     inside a character: as the Notion app splits long text."""
-    pieces, current, size = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
     for char in text:
         width = 2 if ord(char) > 0xFFFF else 1
         if size + width > limit:
@@ -254,7 +256,7 @@ class StoreMixin(Mixin):
             sources = []
             for index in range(1 + extra_data_sources):
                 source_id = str(new_uuid())
-                schema = {}
+                schema: dict[str, dict] = {}
                 for name, spec in properties.items():
                     spec = {"type": spec} if isinstance(spec, str) else dict(spec)
                     ptype = spec["type"]
@@ -287,7 +289,7 @@ class StoreMixin(Mixin):
         result = {}
         for entity in entities:
             title, props = CRM_SCHEMAS[entity]
-            schema = dict(props)
+            schema: dict[str, Any] = dict(props)
             if entity == "deal":
                 schema["Stage"] = {"type": "select", "options": STAGE_OPTIONS}
             if entity == "activity":
@@ -478,7 +480,10 @@ class StoreMixin(Mixin):
             source = self.data_sources[data_source_id]
             spec = {"type": spec} if isinstance(spec, str) else dict(spec)
             ptype = spec["type"]
-            entry = {"id": _new_property_id({e["id"] for e in source["properties"].values()}), "name": name}
+            entry: dict[str, Any] = {
+                "id": _new_property_id({e["id"] for e in source["properties"].values()}),
+                "name": name,
+            }
             entry["type"] = ptype
             entry[ptype] = self._type_config(ptype, spec.get("options", ()), spec.get(ptype))
             source["properties"][name] = entry

@@ -40,7 +40,7 @@ class ValidationMixin(Mixin):
             _fail(
                 f"body failed validation: {where} should be a valid uuid, instead was `{json.dumps(value)}`."
             )
-        return dashed
+        return str(dashed)
 
     def _validate(self, entry, name, value):
         ptype = entry["type"]
