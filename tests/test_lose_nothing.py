@@ -632,3 +632,49 @@ def test_6_a_deleted_property_blocks_its_field_visibly_and_loses_no_write(
     clean_sync()
     deal.refresh_from_db()
     assert deal.value == 20 and notion_emulator.page_values(page_of(deal))["Value"] == 20
+
+
+# Found by the second adversarial pass ----------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", [10**12, 10**23])
+def test_an_absurd_retry_after_defers_a_day_at_most_and_breaks_nothing(
+    deals_only, notion_emulator, retry_after
+):
+    clean_sync()
+    before = SyncConnection.objects.get().last_success_at
+    notion_emulator.throttle_next(retry_after=retry_after, endpoint="data_sources.query")
+    run = sync()
+    assert (run.status, run.errors) == (RunStatus.DEFERRED, 0)
+    until = SyncEngine("notion").adapter.deferred_until()
+    assert until is not None and until <= timezone.now() + dt.timedelta(days=1, seconds=5)
+    again = sync()  # a fresh engine: still deferred, nothing sent, no traceback
+    assert again.status == RunStatus.DEFERRED and again.requests == 0
+    assert SyncConnection.objects.get().last_success_at == before  # deferred is no success
+
+
+def test_a_quarantined_record_fails_no_later_run(deals_only, notion_emulator, settings):
+    settings.CRMSYNC = {**settings.CRMSYNC, "MAX_RECORD_FAILURES": 1}
+    deal = Opportunity.objects.create(name="Acme")
+    clean_sync()
+    deal.qualification = "q" * 200_001  # Notion refuses it
+    deal.save()
+    assert sync().errors == 1
+    assert OutboxEntry.objects.get(local_id=deal.pk).quarantined
+    notion_emulator.human_edit(page_of(deal), {"Notes": "a person edits the page"})
+    run = clean_sync()  # the page applies; the known-bad value fails no run again
+    deal.refresh_from_db()
+    assert deal.notes == "a person edits the page" and run.quarantined == 1
+
+
+def test_an_agent_value_the_model_refuses_on_a_new_page_is_not_erased_by_an_idle_run(
+    deals_only, notion_emulator
+):
+    page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Odd", "Probability": -3})
+    sync()
+    notion_emulator.reset_counters()
+    sync()
+    sync()
+    assert notion_emulator.writes() == 0
+    assert notion_emulator.page_values(page)["Probability"] == -3
+    assert Conflict.objects.get(field="probability").status == ConflictStatus.OPEN

@@ -77,15 +77,24 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+# The longest wait a Retry-After is taken for: a day (an absurd or infinite one is a
+# day's deferral, never a crash or a connection stopped for years).
+MAX_RETRY_AFTER = 86_400.0
+
+
 def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: an integer, or an HTTP date."""
+    """``Retry-After`` as seconds (an integer or an HTTP date), within [0, a day]."""
     if not value:
         return None
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError, IndexError):
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None
+    seconds = None
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
+        seconds = float(value)
+    if seconds is None:
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    if seconds is None or seconds != seconds:  # unreadable, or NaN
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
@@ -243,10 +252,12 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
         """When Notion allows this connection to send again, if it asked to wait (a
         ``Retry-After``, kept across processes); None when nothing is held."""
         until = self.hold.until()
-        return dt.datetime.fromtimestamp(until, dt.UTC) if until > time.time() else None
+        now = time.time()
+        # A hold stored before the cap existed is read as at most a day from now.
+        return dt.datetime.fromtimestamp(min(until, now + MAX_RETRY_AFTER), dt.UTC) if until > now else None
 
     def _deferred(self, why, until, *, scope="connection", reason=None, status=None, code="rate_limited"):
-        moment = dt.datetime.fromtimestamp(until, dt.UTC)
+        moment = dt.datetime.fromtimestamp(min(until, time.time() + MAX_RETRY_AFTER), dt.UTC)
         return RateLimitDeferred(
             f"Notion rate limit ({reason or scope}): {why}; nothing is sent before {moment:%Y-%m-%d %H:%M:%S} UTC",
             alias=self.alias,

@@ -288,6 +288,7 @@ class QuarantinedPageViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
 
     queryset = QuarantinedPage.objects.all()
     serializer_class = api.QuarantinedPageSerializer
+    lookup_value_regex = r"[^/]+"  # any id answers JSON (404 when unknown), as elsewhere
     filter_backends = [FilterBackend]
     filterset_class = api_filters.QuarantinedPageFilter
     action_permissions = {"dismiss": [rules.RUN_SYNC]}

@@ -56,7 +56,13 @@ class RemoteSide:
 
 
 def read_remote(
-    ctx: RunContext, entity: str, record: RemoteRecord | None, link: SyncLink, instance, held
+    ctx: RunContext,
+    entity: str,
+    record: RemoteRecord | None,
+    link: SyncLink,
+    instance,
+    held,
+    open_conflicts: dict | None = None,
 ) -> RemoteSide:
     """The remote side of a merge. ``record`` None: the remote is unchanged since the
     base (a push), except held fields, which are left alone. Blocked fields (schema
@@ -85,9 +91,15 @@ def read_remote(
     values = {k: v for k, v in values.items() if k not in invalid}
     # An agent-owned field the local side cannot take the remote value of is reverted
     # like any remote edit of it (DESIGN §2): the merge sees the raw value as a change.
+    # One already shown on an open conflict (a new page brought it) waits for an edit.
     owners = ctx.owners(entity)
     for name in [n for n in (*unmapped, *invalid) if owners.get(n) == Owner.AGENT]:
-        raw = unmapped.pop(name).raw if name in unmapped else invalid.pop(name)[0]
+        raw = str(unmapped[name].raw) if name in unmapped else invalid[name][0]
+        shown = (open_conflicts or {}).get(name)
+        if shown is not None and not conflicts.is_hold(shown) and shown.remote_value == raw:
+            continue
+        unmapped.pop(name, None)
+        invalid.pop(name, None)
         values[name] = str(raw)
     missing = (record.sync_id or "") != str(instance.pk)
     return RemoteSide(values, record.archived, record.modified_at, unmapped, invalid, missing)
@@ -124,7 +136,7 @@ def merge_linked(
         return  # the local record was hard-deleted; nothing to merge into
     open_conflicts = open_conflicts or {}
     held = {field for field, conflict in open_conflicts.items() if conflicts.is_hold(conflict)}
-    remote = read_remote(ctx, entity, record, link, instance, held)
+    remote = read_remote(ctx, entity, record, link, instance, held, open_conflicts)
     local = local_values(instance)
     if record is not None and is_echo(remote, link, local, instance) and not open_conflicts:
         return

@@ -30,7 +30,7 @@ def open_conflicts(alias: str, entity: str, local_ids) -> dict:
         return found
     for conflict in Conflict.objects.filter(
         connection=alias, entity=entity, object_id__in=list(local_ids), status=ConflictStatus.OPEN
-    ).only("pk", "object_id", "field", "reason", "local_value"):
+    ).only("pk", "object_id", "field", "reason", "local_value", "remote_value"):
         found.setdefault(conflict.object_id, {})[conflict.field] = conflict
     return found
 

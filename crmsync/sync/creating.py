@@ -92,6 +92,7 @@ def prepare_local(ctx: RunContext, entity: str, record: RemoteRecord) -> Prepare
     instance.archived = record.archived
     applied = local_values(instance)
     base = {k: applied[k] for k in values if k in applied}
+
     invalid = {k: (plain[k], problem) for k, problem in problems.items()}
     return PreparedLocal(record, instance, base, (unmapped, invalid))
 

@@ -112,7 +112,7 @@ class SyncEngine:
         connection_fields: dict[str, object] = {"last_error": run.error_summary}
         if self.adapter.clock_offset is not None:
             connection_fields["clock_offset"] = self.adapter.clock_offset.total_seconds()
-        if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.DEFERRED):
+        if run.status in (RunStatus.SUCCESS, RunStatus.PARTIAL):
             connection_fields["last_success_at"] = run.finished_at
         SyncConnection.objects.filter(alias=self.alias).update(**connection_fields)
 

@@ -7,6 +7,8 @@
   every run until it applies or staff dismiss it.
 """
 
+import logging
+
 from django.db.models import F
 from django.utils import timezone
 
@@ -14,11 +16,17 @@ from ..conf import app_settings
 from ..models import OutboxEntry, QuarantinedPage
 from .context import RunContext
 
+logger = logging.getLogger(__name__)
+
 
 def fail_local(ctx: RunContext, entity: str, local_id, err: Exception, *, quarantine: bool = False) -> None:
-    """Count a push failure of a local record; quarantine it after too many."""
-    ctx.error(f"{entity} {local_id}: {err}")
+    """Count a push failure of a local record; quarantine it after too many. A record
+    already quarantined fails no run again (it is counted in ``quarantined``)."""
     entry, _ = OutboxEntry.objects.get_or_create(connection=ctx.alias, entity=entity, local_id=local_id)
+    if entry.quarantined:
+        logger.info("sync %s: %s %s (quarantined) still fails: %s", ctx.alias, entity, local_id, err)
+        return
+    ctx.error(f"{entity} {local_id}: {err}")
     entry.attempts += 1
     entry.last_error = str(err)[:2000]
     if quarantine or entry.attempts >= app_settings.MAX_RECORD_FAILURES:

@@ -121,7 +121,7 @@ def test_a_killed_run_is_taken_over_at_once_on_its_host(redis_broker, notion_emu
     assert SyncRun.objects.filter(status=RunStatus.RUNNING).count() == 1  # died without finishing
     healthy = start_cluster(notion_emulator, "b", CRMSYNC_LEASE_SECONDS=str(lease))
     try:
-        assert wait_for(lambda: "running" in (ROOT / "var" / "cluster-b.log").read_text(), timeout=60)
+        assert wait_for(lambda: "running" in (ROOT / "var" / "cluster-b.log").read_text(), timeout=180)
         # Well within the dead worker's lease: its process is gone, so it is taken over now
         # (DESIGN §8; a holder on another host is waited for, see test_commands).
         assert SyncConnection.objects.get(alias="notion").lease_expires_at > dt.datetime.now(dt.UTC)
