@@ -244,9 +244,9 @@ def date_request(value, kind: str, current: dict | None = None) -> dict | None:
         time_zone = None  # a UTC moment carries its offset; Notion refuses both
     request = {"start": start, "end": None}
     if end:
-        if kind == "date":
+        if kind == "date" and not ("T" in start and "T" in end):
             keep = day_as_written(end, current.get("time_zone")) >= day_as_written(start, time_zone)
-        else:
+        else:  # two moments (a date pushed onto a date-time range keeps its time of day)
             new, old = _moment(start, time_zone), _moment(end, current.get("time_zone"))
             keep = type(new) is type(old) and old >= new
         if keep:

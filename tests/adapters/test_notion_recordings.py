@@ -178,6 +178,17 @@ def test_dates_are_read_as_written(date, kind, read):
             {"start": "2022-02-26T01:23:00.000+09:00", "end": None},
         ),
         (None, "2022-02-26", {"start": "2022-02-26", "end": None}),
+        # A date-time range whose end would fall before the moved start loses its end.
+        (
+            {"start": "2026-03-01T22:00:00.000-08:00", "end": "2026-03-02T01:00:00.000-08:00"},
+            "2026-03-02",
+            {"start": "2026-03-02T22:00:00.000-08:00", "end": None},
+        ),
+        (
+            {"start": "2026-03-01T22:00:00.000-08:00", "end": "2026-03-03T01:00:00.000-08:00"},
+            "2026-03-02",
+            {"start": "2026-03-02T22:00:00.000-08:00", "end": "2026-03-03T01:00:00.000-08:00"},
+        ),
     ],
 )
 def test_a_pushed_date_keeps_the_range_end_and_time_of_day(current, new, sent):
