@@ -40,6 +40,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     errors += check_api(configured.get("API", {}))
+    errors += check_numbers(configured)
     for alias in configured.get("CONNECTIONS", {}):
         mistyped = mistyped_options(alias)
         if mistyped:
@@ -77,7 +78,9 @@ def check_api(api: Any) -> list[checks.CheckMessage]:
                 id="crmsync.E001",
             )
         ]
-    errors: list[checks.CheckMessage] = []
+    errors = check_api_values(app_settings.API)
+    if errors:
+        return errors
     for key, value in app_settings.API.items():
         if key in ("THROTTLE_RATES", "THROTTLE_CACHE"):
             continue
@@ -90,6 +93,49 @@ def check_api(api: Any) -> list[checks.CheckMessage]:
                         f'CRMSYNC["API"][{key!r}]: {path!r} cannot be imported: {err}', id="crmsync.E004"
                     )
                 )
+    return errors
+
+
+def check_api_values(api: dict) -> list[checks.CheckMessage]:
+    """The shapes of CRMSYNC["API"] values: lists of dotted paths, rates DRF can read, a
+    configured cache (each would otherwise fail every API request at run time)."""
+    from rest_framework.throttling import SimpleRateThrottle
+
+    errors: list[checks.CheckMessage] = []
+
+    def error(key: str, message: str) -> None:
+        errors.append(checks.Error(f'CRMSYNC["API"][{key!r}] = {api[key]!r}: {message}', id="crmsync.E001"))
+
+    for key, value in api.items():
+        if key.endswith("_CLASSES") and not (
+            isinstance(value, list | tuple) and all(isinstance(path, str) for path in value)
+        ):
+            error(key, "expected a list of dotted paths.")
+        elif key.endswith("_CLASS") and not isinstance(value, str):
+            error(key, "expected a dotted path.")
+    rates = api.get("THROTTLE_RATES")
+    if not isinstance(rates, dict):
+        error("THROTTLE_RATES", 'expected a dict such as {"anon": "60/minute"}.')
+    else:
+        for scope, rate in rates.items():
+            try:
+                SimpleRateThrottle.parse_rate(SimpleRateThrottle, rate)  # type: ignore[arg-type]
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+                error("THROTTLE_RATES", f'{scope!r}: {rate!r} is no rate such as "60/minute" (or None).')
+    if api.get("THROTTLE_CACHE") not in settings.CACHES:
+        error("THROTTLE_CACHE", f"no such cache in settings.CACHES ({', '.join(settings.CACHES)}).")
+    return errors
+
+
+def check_numbers(configured: dict) -> list[checks.CheckMessage]:
+    """Numeric CRMSYNC settings must be positive numbers."""
+    errors: list[checks.CheckMessage] = []
+    for key in ("RETENTION_DAYS", "MAX_RECORD_FAILURES", "RUN_TIME_LIMIT", "LEASE_SECONDS"):
+        value = configured.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            errors.append(
+                checks.Error(f"CRMSYNC[{key!r}] = {value!r}: expected a positive number.", id="crmsync.E003")
+            )
     return errors
 
 

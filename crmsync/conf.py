@@ -64,7 +64,10 @@ class AppSettings:
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown CRMSYNC setting {name!r}")
-        value = getattr(settings, "CRMSYNC", {}).get(name, DEFAULTS[name])
+        configured = getattr(settings, "CRMSYNC", {})
+        if not isinstance(configured, dict):
+            configured = {}  # crmsync.E001 reports it at startup
+        value = configured.get(name, DEFAULTS[name])
         if name == "API":
             merged = {**API_DEFAULTS, **value}
             merged["THROTTLE_RATES"] = {**API_DEFAULTS["THROTTLE_RATES"], **value.get("THROTTLE_RATES", {})}

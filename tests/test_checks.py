@@ -4,6 +4,7 @@ import pytest
 from django.core import checks
 
 from crmsync.checks import check_q_cluster, check_settings, check_throttle_cache
+from crmsync.exceptions import ConfigurationError
 
 
 def ids(messages):
@@ -106,3 +107,52 @@ def test_crmsync_check_names_the_kind_of_failure():
     assert "not found" in describe(RemoteNotFound("no such database", status=404))
     assert "cannot reach" in describe(TransientAdapterError("ConnectError"))
     assert "cannot reach" not in describe(TransientAdapterError("busy", status=503))
+
+
+@pytest.mark.parametrize(
+    ("crmsync", "fragment", "check_id"),
+    [
+        ({"API": {"THROTTLE_RATES": {"anon": "lots"}}}, "'lots' is no rate", "crmsync.E001"),
+        ({"API": {"THROTTLE_CACHE": "nosuch"}}, "no such cache", "crmsync.E001"),
+        (
+            {"API": {"PERMISSION_CLASSES": "rest_framework.permissions.AllowAny"}},
+            "expected a list",
+            "crmsync.E001",
+        ),
+        ({"LEASE_SECONDS": "30"}, "expected a positive number", "crmsync.E003"),
+        ({"RUN_TIME_LIMIT": 0}, "expected a positive number", "crmsync.E003"),
+    ],
+)
+def test_settings_that_would_fail_at_run_time_are_check_errors(settings, crmsync, fragment, check_id):
+    from crmsync.checks import check_settings
+
+    settings.CRMSYNC = {"CONNECTIONS": {}, **crmsync}
+    errors = check_settings()
+    assert any(fragment in e.msg and e.id == check_id for e in errors), [e.msg for e in errors]
+
+
+def test_a_crmsync_setting_that_is_no_dict_is_one_error_not_a_traceback(settings):
+    from django.core import checks as django_checks
+
+    settings.CRMSYNC = []
+    messages = django_checks.run_checks(tags=["crmsync"])
+    assert [m.id for m in messages if m.id.startswith("crmsync.E")] == ["crmsync.E001"]
+
+
+def test_a_nan_rate_is_a_configuration_error_naming_the_option(settings):
+    from crmsync.registry import build_adapter
+
+    settings.CRMSYNC = {
+        "CONNECTIONS": {
+            "notion": {
+                "ADAPTER": "notion",
+                "OPTIONS": {
+                    "token": "t",
+                    "database_id": "0123456789abcdef0123456789abcdef",
+                    "requests_per_second": float("nan"),
+                },
+            }
+        }
+    }
+    with pytest.raises(ConfigurationError, match="requests_per_second"):
+        build_adapter("notion")

@@ -10,6 +10,7 @@ one code path.
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -139,7 +140,10 @@ def _expected_type(default: Any) -> tuple[tuple[type, ...], str] | None:
 
 
 def _is_a(value: Any, types: tuple[type, ...]) -> bool:
-    # bool is an int to Python, but True is no number of requests per second.
+    # bool is an int to Python, but True is no number of requests per second; nor is NaN
+    # or infinity.
+    if isinstance(value, float) and float in types and not math.isfinite(value):
+        return False
     return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
 
