@@ -354,6 +354,8 @@ class SyncCursor(models.Model):
     full_pull_done = models.BooleanField(default=False)
     # When the push last looked for local records missing from the outbox and the links.
     unlinked_scan_at = models.DateTimeField(null=True, blank=True)
+    # {field: where the CRM kept it} when the links' bases were agreed (adapter.field_sources).
+    field_sources = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "entity"], name="crmsync_cursor_unique")]

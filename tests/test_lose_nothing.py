@@ -678,3 +678,43 @@ def test_an_agent_value_the_model_refuses_on_a_new_page_is_not_erased_by_an_idle
     assert notion_emulator.writes() == 0
     assert notion_emulator.page_values(page)["Probability"] == -3
     assert Conflict.objects.get(field="probability").status == ConflictStatus.OPEN
+
+
+@pytest.mark.parametrize("how", ["re-made"])  # (the emulator clears values on a retype)
+def test_6_a_property_made_again_never_pulls_its_emptiness_over_local_values(
+    deals_only, notion_emulator, how
+):
+    source = deal_source(notion_emulator)
+    deal = Opportunity.objects.create(name="Acme", value=10, notes="keep me")
+    other = Opportunity.objects.create(name="Other", value=7)
+    clean_sync()
+    if how == "re-made":
+        notion_emulator.delete_property(source, "Value")
+        notion_emulator.delete_property(source, "Notes")
+    else:
+        notion_emulator.retype_property(source, "Value", "rich_text")
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Proposal"})
+    deal.value = 20  # acknowledged while the field is blocked
+    deal.save()
+    clean_sync()
+    if how == "re-made":
+        notion_emulator.add_property(source, "Value", "number")  # a new, empty property
+        notion_emulator.add_property(source, "Notes", "rich_text")
+    else:
+        notion_emulator.retype_property(source, "Value", "number")
+    from crmsync.registry import connections
+
+    connections.reset()
+    notion_emulator.clock.advance(120)
+    notion_emulator.human_edit(page_of(deal), {"Stage": "Negotiation"})  # a later edit elsewhere
+    clean_sync()
+    clean_sync()
+    deal.refresh_from_db()
+    other.refresh_from_db()
+    assert (deal.value, deal.stage, other.value) == (Decimal("20"), "negotiation", Decimal("7"))
+    assert deal.notes == "keep me"
+    assert notion_emulator.page_values(page_of(deal))["Value"] == 20
+    assert notion_emulator.page_values(page_of(other))["Value"] == 7  # the new property is filled
+    notion_emulator.reset_counters()
+    clean_sync()
+    assert notion_emulator.writes() == 0

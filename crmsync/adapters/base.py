@@ -242,6 +242,14 @@ class CRMAdapter:
         than the adapter waits within a run (``RateLimitDeferred``); None otherwise."""
         return None
 
+    def field_sources(self, entity: str) -> dict[str, str]:
+        """{field: where the CRM keeps it now} (Notion: the property id), for the fields it
+        can say so of. When a field's source changes (a property deleted and made again,
+        a mapping pointed at another property), what was agreed for it no longer says what
+        the CRM holds: the engine then takes the local values as the truth for that field
+        and writes them to the new source."""
+        return {}
+
     def match_field(self, entity: str) -> str | None:
         """The field that links an unlinked remote record without a sync id to an unlinked
         local record on the first sync (exact, case-insensitive for emails), or None."""

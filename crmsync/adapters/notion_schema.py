@@ -160,6 +160,10 @@ class NotionSchema(_AdapterPart):
         another type: they are left out of every record read and refused in updates."""
         return {field: why for field, why in self.resolved(entity)[1].items() if field != "id"}
 
+    def field_sources(self, entity: str) -> dict[str, str]:
+        """{field: the id of the Notion property it syncs with now} (blocked fields left out)."""
+        return {field: pid for field, (_, _, pid) in self.resolved(entity)[0].items() if field != "id"}
+
     def id_property(self, entity: str) -> str | None:
         """The id of the data source's ID (``unique_id``) property, if it has one."""
         return next((e["id"] for e in self.schema(entity).values() if e["type"] == "unique_id"), None)

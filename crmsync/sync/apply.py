@@ -23,6 +23,7 @@ from . import conflicts
 from .context import RunContext
 from .merge import MergeResult, merge_record
 from .remote import send_trash, send_update
+from .sources import UNKNOWN
 
 
 class LocalChangedMeanwhile(CrmSyncError):
@@ -75,6 +76,9 @@ def read_remote(
     for name, value in record.values.items():
         if name in blocked:
             continue
+        if link.base.get(name) == UNKNOWN:
+            plain[name] = UNKNOWN  # the source moved: the local value is written to it
+            continue
         if not isinstance(value, Unmapped):
             plain[name] = value
         elif link.base.get(name) == str(value.raw):
@@ -84,7 +88,7 @@ def read_remote(
         else:
             unmapped[name] = value
     # A value equal to the base was agreed (and fitted) before; check only the others.
-    changed = {k: v for k, v in plain.items() if link.base.get(k, _MISSING) != v}
+    changed = {k: v for k, v in plain.items() if link.base.get(k, _MISSING) != v and v != UNKNOWN}
     fitted, problems = fit_remote_values(ENTITIES[entity], changed)
     invalid = {name: (plain[name], problem) for name, problem in problems.items()}
     values = {**plain, **{k: v for k, v in fitted.items() if k not in invalid}}
@@ -151,6 +155,7 @@ def merge_linked(
         remote_time,
         ctx.adapter.TIME_GRANULARITY,
     )
+    take_local_where_source_moved(result, local)
     archive_local = None
     if record is not None and record.archived != link.remote_archived:
         archive_local = record.archived  # trashed or restored in the CRM
@@ -186,6 +191,16 @@ def merge_linked(
             if field in result.remote_writes and not conflicts.is_hold(conflict)
         ]
         conflicts.close(pushed_over, "a later local edit replaced the remote value", winner=Winner.LOCAL)
+
+
+def take_local_where_source_moved(result: MergeResult, local: dict) -> None:
+    """A field whose CRM source moved has no agreed value: whatever its owner, the local
+    value is written to the new source (never a stand-in pulled over it)."""
+    for field, value in list(result.local_writes.items()):
+        if value == UNKNOWN:
+            del result.local_writes[field]
+            result.remote_writes[field] = result.base[field] = local.get(field)
+    result.decisions = [d for d in result.decisions if d.remote != UNKNOWN]
 
 
 def commit_local(

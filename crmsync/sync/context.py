@@ -29,6 +29,8 @@ class RunContext:
     # When the pull of each entity began in this run (engine-made records after it are
     # not created remotely until the next pull has had the chance to match them).
     pull_started: dict = dataclasses.field(default_factory=dict)
+    # {entity: {field: source}} the links' bases were agreed with (see sources.py).
+    sources: dict = dataclasses.field(default_factory=dict)
 
     def atomic(self):
         """A transaction that first checks (and renews) the lease."""

@@ -25,8 +25,11 @@ from .context import RunContext
 from .creating import RUN_FAILURES, create_locals
 from .linking import link_or_queue, sync_uuid
 from .merge import floor_time
+from .sources import follow_moved_sources
 
 logger = logging.getLogger(__name__)
+# What the pull keeps on its cursor (other columns have writers of their own).
+LISTING_FIELDS = ["watermark", "full_pull_after", "full_pull_started_at", "full_pull_done"]
 
 
 def pull(ctx: RunContext, entity: str) -> None:
@@ -34,6 +37,7 @@ def pull(ctx: RunContext, entity: str) -> None:
     faults.point(f"pull:start:{entity}")
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.alias, entity=entity)
     ctx.pull_started[entity] = timezone.now()
+    follow_moved_sources(ctx, entity)
     reread = set(reread_quarantined(ctx, entity))
     full = not cursor.full_pull_done
     if full:
@@ -58,7 +62,7 @@ def pull(ctx: RunContext, entity: str) -> None:
             else:
                 cursor.watermark = _latest(cursor.watermark, page.checkpoint)
         with ctx.atomic():
-            cursor.save()
+            cursor.save(update_fields=LISTING_FIELDS)
         if ctx.out_of_time():
             return
     # The listing is complete: everything edited before it began has been seen.
@@ -68,7 +72,7 @@ def pull(ctx: RunContext, entity: str) -> None:
     else:
         cursor.watermark = _latest(cursor.watermark, as_of)
     with ctx.atomic():
-        cursor.save()
+        cursor.save(update_fields=LISTING_FIELDS)
 
 
 def reread_quarantined(ctx: RunContext, entity: str) -> list[str]:
@@ -96,6 +100,7 @@ def apply_records(
     records = [record for record in records if record.remote_id not in skip]
     if not records:
         return
+    follow_moved_sources(ctx, entity)
     model = ENTITIES[entity].get_model()
     links = {
         link.remote_id: link

@@ -21,6 +21,7 @@ from .apply import LocalChangedMeanwhile, RemoteWriteRefused, merge_linked
 from .context import RunContext
 from .linking import make_link
 from .remote import send_trash
+from .sources import follow_moved_sources
 
 BATCH = 100
 # Creates marked together, just before they are sent: a successor of a killed run looks
@@ -72,6 +73,8 @@ def push(ctx: RunContext, entity: str) -> None:
 
 
 def push_batch(ctx: RunContext, entity: str, entries: list[OutboxEntry]) -> None:
+    if entity != "activity":
+        follow_moved_sources(ctx, entity)
     ids = [entry.local_id for entry in entries]
     queryset = ENTITIES[entity].get_model()._default_manager.filter(pk__in=ids)
     if entity == "deal":
