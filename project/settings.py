@@ -216,6 +216,9 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # django-q2 adds no handler of its own when the root logger has one: its cluster's
+        # "running" and task lines are INFO.
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "crmsync": {
             "handlers": ["console"],
             "level": os.environ.get("CRMSYNC_LOG_LEVEL", "INFO"),
