@@ -10,8 +10,6 @@ crmsync.W003  (--deploy) the API's throttles count in a per-process cache
 crmsync.E005  an option has the wrong form (e.g. a malformed Notion database id)
 """
 
-from decimal import Decimal
-from numbers import Real
 from typing import Any
 
 from django.conf import settings
@@ -139,41 +137,17 @@ def check_numbers(configured: dict) -> list[checks.CheckMessage]:
     return errors
 
 
-def _expected_type(default: Any) -> tuple[type, ...] | None:
-    if isinstance(default, bool):
-        return (bool,)
-    if isinstance(default, Real | Decimal):
-        return (int, float, Decimal)
-    if isinstance(default, str):
-        return (str,)
-    if isinstance(default, dict):
-        return (dict,)
-    return None
-
-
 def mistyped_options(alias: str) -> list[str]:
-    """Options whose value is not of the type of the adapter's declared default (None is
-    always accepted), each named with the setting to fix: "fast" for a number says so,
-    instead of failing later inside the adapter."""
+    """Every problem of the connection's options (unknown, missing, mistyped, out of
+    range), each named with the setting to fix, as the adapter class judges them."""
     config = app_settings.CONNECTIONS.get(alias)
     if not isinstance(config, dict) or not isinstance(config.get("OPTIONS", {}), dict):
         return []
     try:
-        declared = adapter_class(config.get("ADAPTER", "")).OPTIONS
+        cls = adapter_class(config.get("ADAPTER", ""))
     except Exception:  # reported by build_adapter with its own message
         return []
-    problems = []
-    for name, value in config.get("OPTIONS", {}).items():
-        expected = _expected_type(declared.get(name))
-        if expected is None or value is None:
-            continue
-        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            kind = {bool: "True or False", int: "a number", str: "a string", dict: "a dict"}[expected[0]]
-            problems.append(
-                f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] = {value!r}: expected {kind} '
-                f"(default {declared[name]!r})."
-            )
-    return problems
+    return cls.option_problems(alias, config.get("OPTIONS", {}))
 
 
 @checks.register("crmsync")

@@ -52,6 +52,37 @@ def test_a_mistyped_option_is_named(settings, notion_emulator):
     assert not any("not supported between" in message for message in messages)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("token", 5, "['token'] = (hidden): expected a string"),
+        ("max_retries", -1, "['max_retries'] = -1: expected a number at least 0"),
+        ("timeout", 0, "['timeout'] = 0: expected a number above 0"),
+        ("burst", 1.5, "['burst'] = 1.5: expected a whole number"),
+        ("base_url", "ftp://x", "['base_url'] = 'ftp://x': expected an http(s) URL"),
+        ("choice_options", {"deal": {"stge": {}}}, "'stge' is no choice field"),
+        ("choice_options", {"deal": {"stage": {"won": "Won"}}}, "unknown value 'won'"),
+        ("choice_options", {"deal": {"stage": {"proposal": ""}}}, "non-empty string"),
+    ],
+)
+def test_an_option_out_of_range_is_an_error_at_startup(settings, notion_emulator, option, value, expected):
+    from crmsync.testing.pytest_plugin import notion_options
+
+    options = {**notion_options(notion_emulator), option: value}
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
+    errors = check_settings()
+    assert [e.id for e in errors] == ["crmsync.E002"] and expected in errors[0].msg, [e.msg for e in errors]
+
+
+def test_every_bad_option_is_reported_at_once_and_no_token_shown(settings, notion_emulator):
+    from crmsync.testing.pytest_plugin import notion_options
+
+    options = {**notion_options(notion_emulator), "token": b"secret_abc", "max_retries": -1, "retry_backof": 1}
+    settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
+    messages = [e.msg for e in check_settings()]
+    assert len(messages) == 3 and not any("secret_abc" in m for m in messages), messages
+
+
 def test_api_settings_are_checked(settings):
     settings.CRMSYNC = {"API": {"THROTLE_RATES": {}}}
     assert ids(check_settings()) == ["crmsync.E001"]

@@ -118,7 +118,7 @@ def test_unimplemented_hook_names_the_class():
     ("option", "value", "expected"),
     [
         ("requests_per_second", "fast", "a number"),
-        ("match_deals_by_name", "yes", "true or false"),
+        ("match_deals_by_name", "yes", "True or False"),
         ("properties", [], "a dict"),
     ],
 )

@@ -127,7 +127,7 @@ class OpportunityFilter:
 def _expected_type(default: Any) -> tuple[tuple[type, ...], str] | None:
     """The types an option with this default accepts (None: any)."""
     if isinstance(default, bool):
-        return (bool,), "true or false"
+        return (bool,), "True or False"
     if isinstance(default, int | float):
         return (int, float), "a number"
     if isinstance(default, str):
@@ -152,7 +152,8 @@ class CRMAdapter:
 
     Subclasses declare ``OPTIONS`` ({name: default, or REQUIRED}); the registry
     passes ``CRMSYNC["CONNECTIONS"][alias]["OPTIONS"]`` as keyword arguments and an
-    unknown or missing option is a ``ConfigurationError`` naming the setting.
+    unknown, missing, mistyped or out-of-range option (``option_problems``) is a
+    ``ConfigurationError`` naming the setting.
 
     Every operation raises ``AdapterError`` subclasses only: ``TransientAdapterError``
     when a retry may succeed, ``AmbiguousWriteError`` when a create may or may not
@@ -161,6 +162,10 @@ class CRMAdapter:
     """
 
     OPTIONS: Mapping[str, Any] = {}
+    # (types, "what to write") of options whose default does not tell (None or REQUIRED).
+    OPTION_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {}
+    # Options whose value is never shown in a message (tokens).
+    SECRET_OPTIONS: frozenset[str] = frozenset()
     # Entities this adapter syncs; may depend on options (see ``entities``).
     ENTITIES: frozenset[str] = frozenset(ENTITIES)
     # How the CRM's change listing behaves; the engine knows no vendor and reads these.
@@ -173,28 +178,45 @@ class CRMAdapter:
 
     def __init__(self, alias: str, **options):
         self.alias = alias
-        unknown = set(options) - set(self.OPTIONS)
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ConfigurationError(
-                f'Unknown option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] for '
-                f"{type(self).__name__}; known options: {', '.join(sorted(self.OPTIONS))}."
-            )
-        self.options = {}
-        for name, default in self.OPTIONS.items():
+        problems = self.option_problems(alias, options)
+        if problems:
+            raise ConfigurationError(problems[0])
+        self.options = {name: options.get(name, default) for name, default in self.OPTIONS.items()}
+
+    @classmethod
+    def option_problems(cls, alias: str, options: Mapping[str, Any]) -> list[str]:
+        """Every unknown, missing, mistyped or out-of-range option, each message naming its
+        setting (the system check reports them all; construction raises the first). A
+        secret option's value is never shown."""
+        setting = f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"]'
+        unknown = sorted(set(options) - set(cls.OPTIONS))
+        problems = [
+            f"Unknown option {setting}[{name!r}] for {cls.__name__}; known options: "
+            f"{', '.join(sorted(cls.OPTIONS))}."
+            for name in unknown
+        ]
+        for name, default in cls.OPTIONS.items():
             value = options.get(name, default)
+            shown = "(hidden)" if name in cls.SECRET_OPTIONS else repr(value)
             if value is REQUIRED or (default is REQUIRED and value in (None, "")):
-                raise ConfigurationError(
-                    f'Missing option CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] '
-                    f"required by {type(self).__name__}."
-                )
-            expected = _expected_type(default)
-            if value is not None and expected and not _is_a(value, expected[0]):
-                raise ConfigurationError(
-                    f'CRMSYNC["CONNECTIONS"][{alias!r}]["OPTIONS"][{name!r}] = {value!r}: expected '
-                    f"{expected[1]} (for {type(self).__name__})."
-                )
-            self.options[name] = value
+                problems.append(f"Missing option {setting}[{name!r}] required by {cls.__name__}.")
+                continue
+            expected = cls.OPTION_TYPES.get(name) or _expected_type(default)
+            if value is None:
+                continue
+            if expected and not _is_a(value, expected[0]):
+                problems.append(f"{setting}[{name!r}] = {shown}: expected {expected[1]} (for {cls.__name__}).")
+                continue
+            why = cls.option_problem(name, value)
+            if why:
+                problems.append(f"{setting}[{name!r}] = {shown}: {why}")
+        return problems
+
+    @classmethod
+    def option_problem(cls, name: str, value: Any) -> str | None:
+        """Why a well-typed option value cannot be used (a negative count, say), or None.
+        Adapters override it for their options' ranges and forms."""
+        return None
 
     def __repr__(self):
         # Options may hold secrets; never show them.

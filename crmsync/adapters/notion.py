@@ -97,6 +97,29 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
+def choice_options_problem(value: dict) -> str | None:
+    """Why a ``choice_options`` setting ({entity: {field: {local value: option name}}})
+    cannot be used, or None."""
+    for entity, fields in value.items():
+        if entity not in ENTITIES:
+            return f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})."
+        choices = {spec.name: spec for spec in ENTITIES[entity].fields if spec.kind == "choice"}
+        if not isinstance(fields, dict):
+            return f"{entity!r}: expected {{field: {{local value: option name}}}}."
+        for field, names in fields.items():
+            if field not in choices:
+                return f"{entity!r}: {field!r} is no choice field (choice fields: {', '.join(sorted(choices))})."
+            known = props.DEFAULT_OPTIONS.get((entity, field), {})
+            if not isinstance(names, dict):
+                return f"{entity!r}.{field!r}: expected {{local value: option name}}."
+            for local, option in names.items():
+                if known and local not in known:
+                    return f"{entity!r}.{field!r}: unknown value {local!r} (values: {', '.join(known)})."
+                if not isinstance(option, str) or not option.strip():
+                    return f"{entity!r}.{field!r}.{local!r}: the Notion option name must be a non-empty string."
+    return None
+
+
 class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
     OPTIONS = {
         "token": REQUIRED,
@@ -127,6 +150,35 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
         # An injectable notion_client.Client (the adapter still counts and budgets its requests).
         "client": None,
     }
+
+    OPTION_TYPES = {
+        "token": ((str,), "a string (the integration's secret)"),
+        **{name: ((str,), "a string (an id or the database's URL)") for name in ID_OPTIONS},
+    }
+    SECRET_OPTIONS = frozenset({"token"})
+    # Option: (smallest value allowed, whether the smallest value itself is allowed).
+    NUMBER_RANGES = {
+        "requests_per_second": (0, False),
+        "burst": (1, True),
+        "timeout": (0, False),
+        "max_retries": (0, True),
+        "retry_backoff": (0, True),
+        "max_retry_wait": (0, True),
+    }
+
+    @classmethod
+    def option_problem(cls, name, value):
+        if name in cls.NUMBER_RANGES:
+            low, inclusive = cls.NUMBER_RANGES[name]
+            if value < low or (value == low and not inclusive):
+                return f"expected a number {'at least' if inclusive else 'above'} {low}."
+            if name in ("burst", "max_retries") and value != int(value):
+                return "expected a whole number."
+        if name == "base_url" and not value.startswith(("https://", "http://")):
+            return "expected an http(s) URL such as https://api.notion.com."
+        if name == "choice_options":
+            return choice_options_problem(value)
+        return None
 
     def __init__(self, alias, **options):
         if notion_client is None:
