@@ -191,6 +191,27 @@ def test_etag_and_if_match_prevent_lost_updates(agent):
     assert agent.patch(detail, {"stage": "proposal"}, format="json", HTTP_IF_MATCH=fresh).status_code == 200
 
 
+def test_if_match_guards_delete_too(agent):
+    deal = Opportunity.objects.create(name="Acme")
+    detail = f"{URL}{deal.pk}/"
+    etag = agent.get(detail)["ETag"]
+    assert agent.patch(detail, {"stage": "discovery"}, format="json").status_code == 200  # someone else
+    assert agent.delete(detail, HTTP_IF_MATCH=etag).status_code == 412
+    deal.refresh_from_db()
+    assert deal.archived is False
+    assert agent.delete(detail, HTTP_IF_MATCH=agent.get(detail)["ETag"]).status_code == 204
+    deal.refresh_from_db()
+    assert deal.archived is True
+
+
+def test_a_body_over_the_upload_limit_is_a_json_413(agent, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = agent.post(URL, {"name": "x" * 2000}, format="json")
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in response.json()["detail"]
+    assert not Opportunity.objects.exists()
+
+
 def test_human_owned_fields_of_linked_records_are_refused(agent):
     deal = Opportunity.objects.create(name="Acme", notes="old")
     detail = f"{URL}{deal.pk}/"

@@ -6,8 +6,11 @@ REST_FRAMEWORK's defaults."""
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.utils.module_loading import import_string
-from rest_framework import parsers, renderers
+from rest_framework import parsers, renderers, status
+from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.views import APIView, exception_handler
 
@@ -21,6 +24,18 @@ def api_class(key: str) -> Any:
 
 def api_classes(key: str) -> list[Any]:
     return [import_string(path) for path in app_settings.API[key]]
+
+
+def handle_exception(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, and a JSON 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django
+    would answer its HTML 400 page)."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"The request body is larger than {limit:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return exception_handler(exc, context)
 
 
 class SchemaFromSettings(ViewInspector):
@@ -67,7 +82,7 @@ class CrmSyncAPIMixin(APIView):
         self.__dict__["_pagination_class"] = value
 
     def get_exception_handler(self) -> Any:
-        return exception_handler
+        return handle_exception
 
     def check_permissions(self, request: Any) -> None:
         # Throttle first: a client without credentials gets its 401s at the anonymous

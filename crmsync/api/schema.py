@@ -61,7 +61,9 @@ def add_error_responses(result, generator, request, public):
             }
             if "{" in path or method == "get":
                 errors["404"] = _response("Not found (or an invalid page)", "Error")
-            if method in ("put", "patch"):
+            if method in ("post", "put", "patch"):
+                errors["413"] = _response("The body is over DATA_UPLOAD_MAX_MEMORY_SIZE", "Error")
+            if method in ("put", "patch") or (method == "delete" and "{" in path):
                 errors["412"] = _response("The record changed since the given ETag (If-Match)", "Error")
             for code, response in errors.items():
                 responses.setdefault(code, response)

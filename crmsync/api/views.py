@@ -108,17 +108,28 @@ class SyncedRecordViewSet(CrmSyncAPIMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer):
         self._etag_instance = save_or_400(serializer)
 
+    def locked_object(self) -> Any:
+        """The record, row-locked for this transaction (PostgreSQL; SQLite's IMMEDIATE
+        transactions lock the database)."""
+        instance = self.get_object()
+        return type(instance).objects.select_for_update().get(pk=instance.pk)
+
+    def precondition_failed(self, request, instance) -> Response | None:
+        """412 when If-Match names another version of the record than the stored one."""
+        expected = request.headers.get("If-Match")
+        if expected and expected.strip() not in ("*", self.etag(instance)):
+            return Response(
+                {"detail": "The record changed since you read it: fetch it again (see its ETag)."},
+                status=status.HTTP_412_PRECONDITION_FAILED,
+            )
+        return None
+
     def update(self, request, *args, **kwargs):
         with transaction.atomic():
-            instance = self.get_object()
-            # Lock the row (PostgreSQL; SQLite's IMMEDIATE transactions lock the database).
-            instance = type(instance).objects.select_for_update().get(pk=instance.pk)
-            expected = request.headers.get("If-Match")
-            if expected and expected.strip() not in ("*", self.etag(instance)):
-                return Response(
-                    {"detail": "The record changed since you read it: fetch it again (see its ETag)."},
-                    status=status.HTTP_412_PRECONDITION_FAILED,
-                )
+            instance = self.locked_object()
+            refused = self.precondition_failed(request, instance)
+            if refused is not None:
+                return refused
             serializer = self.get_serializer(
                 instance, data=request.data, partial=kwargs.get("partial", False)
             )
@@ -126,13 +137,23 @@ class SyncedRecordViewSet(CrmSyncAPIMixin, viewsets.ModelViewSet):
             self._etag_instance = save_or_400(serializer)
         return Response(serializer.data)
 
-    def perform_destroy(self, instance):
-        instance.archived = True
-        instance.save()
+    def destroy(self, request, *args, **kwargs):
+        """Archive the record (the sync never hard-deletes); If-Match guards it as it does
+        an update."""
+        with transaction.atomic():
+            instance = self.locked_object()
+            refused = self.precondition_failed(request, instance)
+            if refused is not None:
+                return refused
+            instance.archived = True
+            instance.save()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema_view(
-    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+    update=extend_schema(parameters=[IF_MATCH]),
+    partial_update=extend_schema(parameters=[IF_MATCH]),
+    destroy=extend_schema(parameters=[IF_MATCH]),
 )
 class OpportunityViewSet(SyncedRecordViewSet):
     """Deals. DELETE archives (the sync never hard-deletes)."""
@@ -146,7 +167,9 @@ class OpportunityViewSet(SyncedRecordViewSet):
 
 
 @extend_schema_view(
-    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+    update=extend_schema(parameters=[IF_MATCH]),
+    partial_update=extend_schema(parameters=[IF_MATCH]),
+    destroy=extend_schema(parameters=[IF_MATCH]),
 )
 class ContactViewSet(SyncedRecordViewSet):
     queryset = Contact.objects.all()
@@ -158,7 +181,9 @@ class ContactViewSet(SyncedRecordViewSet):
 
 
 @extend_schema_view(
-    update=extend_schema(parameters=[IF_MATCH]), partial_update=extend_schema(parameters=[IF_MATCH])
+    update=extend_schema(parameters=[IF_MATCH]),
+    partial_update=extend_schema(parameters=[IF_MATCH]),
+    destroy=extend_schema(parameters=[IF_MATCH]),
 )
 class ActivityViewSet(SyncedRecordViewSet):
     """Activities: pushed once to the CRM when created; a synced activity cannot be edited."""
