@@ -11,7 +11,7 @@ from django.db.models import Case, Count, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from . import clock, outbox
+from . import clock, outbox, rules
 from .choices import ActivityKind, ConflictStatus, DealStage, Owner, RunStatus, Winner
 from .entities import ENTITIES, EntitySpec
 
@@ -137,6 +137,17 @@ class SyncedModel(models.Model):
         current = self._take_snapshot()
         return {name for name, value in current.items() if name in snapshot and snapshot[name] != value}
 
+    def clean(self) -> None:
+        """Refuse a changed value that a configured CRM connection cannot hold (the admin's
+        forms call this; the API's serializers ask the same rule)."""
+        super().clean()
+        from django.core.exceptions import ValidationError
+
+        changed = self.changed_sync_fields()
+        refused = rules.crm_refusals(type(self), {name: getattr(self, name) for name in changed})
+        if refused:
+            raise ValidationError(refused)
+
     def field_time(self, name: str) -> dt.datetime | None:
         """The last edit time of a synced field (on the CRM's clock), or None when never edited."""
         value = self.field_modified_at.get(name)
@@ -253,6 +264,7 @@ class Opportunity(SyncedModel):
     def clean(self):
         from django.core.exceptions import ValidationError
 
+        super().clean()
         if not isinstance(self.tags, list) or not all(isinstance(tag, str) for tag in self.tags):
             raise ValidationError({"tags": "Tags must be a list of strings."})
         if any("," in tag for tag in self.tags):

@@ -20,6 +20,33 @@ RUN_SYNC = "crmsync.change_syncconnection"
 ACTIVITY_FIELDS = ("opportunity", "kind", "subject", "body", "occurred_at")
 
 
+def crm_refusals(model: Any, values: dict[str, Any]) -> dict[str, str]:
+    """{field: message} of the synced ``values`` (of a deal, contact or activity model)
+    that a configured connection syncing the entity would refuse (DESIGN §7: refused
+    locally, before any request). A connection that cannot be built is skipped: the
+    system checks report it."""
+    from .entities import normal_values
+    from .exceptions import ConfigurationError
+    from .registry import connections
+
+    direct = {field for field, attname in model.tracked_attnames().items() if field == attname}
+    entity = model.entity()
+    try:
+        normal = normal_values(entity, {f: v for f, v in values.items() if f in direct})
+    except (TypeError, ValueError):
+        return {}  # the field's own validation reports it
+    refused: dict[str, str] = {}
+    for alias in connections:
+        try:
+            adapter = connections[alias]
+        except ConfigurationError:
+            continue
+        if entity.name in adapter.entities:
+            for field, why in adapter.refused_values(entity.name, normal).items():
+                refused.setdefault(field, f"Connection {alias!r} cannot hold this value: {why}.")
+    return refused
+
+
 def can_resolve_conflicts(user: Any) -> bool:
     return bool(user and user.has_perm(RESOLVE_CONFLICT))
 

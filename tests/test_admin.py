@@ -81,6 +81,28 @@ def test_edit_a_deal_stage_round_trip(staff_client, settings):
     assert OutboxEntry.objects.filter(local_id=deal.pk, connection="crm").exists()
 
 
+def test_a_value_notion_cannot_hold_is_refused_on_the_form(staff_client, notion_settings):
+    deal = Opportunity.objects.create(name="Long", qualification="short")
+    url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
+    form = {
+        "name": deal.name,
+        "stage": "proposal",
+        "value": "1",
+        "currency": "USD",
+        "qualification": "q" * 200_001,
+        "tags": "",
+        "activities-TOTAL_FORMS": "0",
+        "activities-INITIAL_FORMS": "0",
+    }
+    response = staff_client.post(url, form)
+    assert response.status_code == 200
+    assert "Connection &#x27;notion&#x27; cannot hold this value" in response.content.decode()
+    deal.refresh_from_db()
+    assert deal.qualification == "short"
+    form["qualification"] = "q" * 200_000  # 100 pieces of 2,000: Notion takes it
+    assert staff_client.post(url, form).status_code == 302
+
+
 def test_invalid_edit_shows_the_field_error(staff_client):
     make_deals(1)
     deal = Opportunity.objects.get()

@@ -212,6 +212,25 @@ def test_a_body_over_the_upload_limit_is_a_json_413(agent, settings):
     assert not Opportunity.objects.exists()
 
 
+def test_values_a_connection_cannot_hold_are_a_400_naming_the_field(agent, notion_settings):
+    response = agent.post(URL, {"name": "Long", "qualification": "q" * 250_000}, format="json")
+    assert response.status_code == 400
+    assert "cannot hold this value" in response.json()["qualification"][0]
+    assert not Opportunity.objects.exists()
+    deal = Opportunity.objects.create(name="Fine")
+    assert agent.patch(f"{URL}{deal.pk}/", {"qualification": "𝕏" * 100_001}, format="json").status_code == 400
+    assert agent.patch(f"{URL}{deal.pk}/", {"qualification": "q" * 200_000}, format="json").status_code == 200
+    contact = Contact.objects.create(name="C", email="c@example.com")
+    long_email = "a" * 190 + "@example.com"  # over Notion's 200 characters; Django takes it
+    reply = agent.patch(f"/api/v1/contacts/{contact.pk}/", {"email": long_email}, format="json")
+    assert reply.status_code == 400 and "email" in reply.json()
+
+
+def test_without_a_connection_long_text_is_kept(agent, settings):
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "local"}}}
+    assert agent.post(URL, {"name": "Local", "qualification": "q" * 250_000}, format="json").status_code == 201
+
+
 def test_human_owned_fields_of_linked_records_are_refused(agent):
     deal = Opportunity.objects.create(name="Acme", notes="old")
     detail = f"{URL}{deal.pk}/"

@@ -234,6 +234,12 @@ class CRMAdapter:
     def close(self) -> None:
         """Release clients and connections."""
 
+    def refused_values(self, entity: str, values: Mapping[str, Any]) -> dict[str, str]:
+        """{field: why} of the normalized ``values`` this CRM would refuse, judged from the
+        configuration alone (no request): the admin and the API refuse them before
+        saving. A refusal only the CRM's live schema reveals still fails at sync, visibly."""
+        return {}
+
     def mapped_fields(self, entity: str) -> list[str]:
         """The fields of ``entity`` this connection syncs (all of them by default)."""
         return list(ENTITIES[entity].field_names)

@@ -250,6 +250,18 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
     def mapping(self, entity: str) -> dict[str, tuple[str, str]]:
         return props.property_map(entity, (self.options["properties"] or {}).get(entity))
 
+    def refused_values(self, entity: str, values) -> dict[str, str]:
+        if entity not in self.entities:
+            return {}
+        mapping, options, kinds = self.mapping(entity), self.choice_options(entity), self._kinds(entity)
+        refused = {}
+        for field, value in values.items():
+            try:
+                props.values_to_properties({field: value}, mapping, options, kinds=kinds)
+            except MappingError as err:
+                refused[field] = str(err)
+        return refused
+
     def choice_options(self, entity: str) -> dict[str, dict]:
         configured = (self.options["choice_options"] or {}).get(entity, {})
         return {

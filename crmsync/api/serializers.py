@@ -32,9 +32,21 @@ class OwnerField(serializers.ChoiceField):
         super().__init__(choices=Owner.choices, **kwargs)
 
 
+def refuse_what_crms_cannot_hold(serializer: Any, attrs: dict) -> None:
+    """400 naming each new or changed value a configured CRM connection would refuse."""
+    instance = serializer.instance
+    changed = {
+        name: value for name, value in attrs.items() if instance is None or getattr(instance, name, None) != value
+    }
+    refused = rules.crm_refusals(serializer.Meta.model, changed)
+    if refused:
+        raise serializers.ValidationError(refused)
+
+
 class SyncedModelSerializer(serializers.ModelSerializer):
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        refuse_what_crms_cannot_hold(self, attrs)
         if self.instance is not None:
             errors = {}
             entity = self.instance.entity()
@@ -158,6 +170,7 @@ class ActivitySerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        refuse_what_crms_cannot_hold(self, attrs)
         frozen = rules.frozen_activity_edits(self.instance, attrs) if self.instance is not None else []
         if frozen:
             raise serializers.ValidationError(
