@@ -228,7 +228,9 @@ def test_values_a_connection_cannot_hold_are_a_400_naming_the_field(agent, notio
 
 def test_without_a_connection_long_text_is_kept(agent, settings):
     settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "local"}}}
-    assert agent.post(URL, {"name": "Local", "qualification": "q" * 250_000}, format="json").status_code == 201
+    assert (
+        agent.post(URL, {"name": "Local", "qualification": "q" * 250_000}, format="json").status_code == 201
+    )
 
 
 def test_human_owned_fields_of_linked_records_are_refused(agent):

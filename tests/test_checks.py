@@ -77,7 +77,12 @@ def test_an_option_out_of_range_is_an_error_at_startup(settings, notion_emulator
 def test_every_bad_option_is_reported_at_once_and_no_token_shown(settings, notion_emulator):
     from crmsync.testing.pytest_plugin import notion_options
 
-    options = {**notion_options(notion_emulator), "token": b"secret_abc", "max_retries": -1, "retry_backof": 1}
+    options = {
+        **notion_options(notion_emulator),
+        "token": b"secret_abc",
+        "max_retries": -1,
+        "retry_backof": 1,
+    }
     settings.CRMSYNC = {"CONNECTIONS": {"notion": {"ADAPTER": "notion", "OPTIONS": options}}}
     messages = [e.msg for e in check_settings()]
     assert len(messages) == 3 and not any("secret_abc" in m for m in messages), messages

@@ -205,7 +205,9 @@ class CRMAdapter:
             if value is None:
                 continue
             if expected and not _is_a(value, expected[0]):
-                problems.append(f"{setting}[{name!r}] = {shown}: expected {expected[1]} (for {cls.__name__}).")
+                problems.append(
+                    f"{setting}[{name!r}] = {shown}: expected {expected[1]} (for {cls.__name__})."
+                )
                 continue
             why = cls.option_problem(name, value)
             if why:

@@ -108,7 +108,9 @@ def choice_options_problem(value: dict) -> str | None:
             return f"{entity!r}: expected {{field: {{local value: option name}}}}."
         for field, names in fields.items():
             if field not in choices:
-                return f"{entity!r}: {field!r} is no choice field (choice fields: {', '.join(sorted(choices))})."
+                return (
+                    f"{entity!r}: {field!r} is no choice field (choice fields: {', '.join(sorted(choices))})."
+                )
             known = props.DEFAULT_OPTIONS.get((entity, field), {})
             if not isinstance(names, dict):
                 return f"{entity!r}.{field!r}: expected {{local value: option name}}."
@@ -116,7 +118,9 @@ def choice_options_problem(value: dict) -> str | None:
                 if known and local not in known:
                     return f"{entity!r}.{field!r}: unknown value {local!r} (values: {', '.join(known)})."
                 if not isinstance(option, str) or not option.strip():
-                    return f"{entity!r}.{field!r}.{local!r}: the Notion option name must be a non-empty string."
+                    return (
+                        f"{entity!r}.{field!r}.{local!r}: the Notion option name must be a non-empty string."
+                    )
     return None
 
 

@@ -36,7 +36,9 @@ def refuse_what_crms_cannot_hold(serializer: Any, attrs: dict) -> None:
     """400 naming each new or changed value a configured CRM connection would refuse."""
     instance = serializer.instance
     changed = {
-        name: value for name, value in attrs.items() if instance is None or getattr(instance, name, None) != value
+        name: value
+        for name, value in attrs.items()
+        if instance is None or getattr(instance, name, None) != value
     }
     refused = rules.crm_refusals(serializer.Meta.model, changed)
     if refused:

@@ -428,9 +428,15 @@ def test_an_idle_cycle_from_a_fresh_process_costs_only_its_queries(notion_settin
         notion_emulator.reset_counters()
         run = sync()
         counts = notion_emulator.counts()
-        assert counts["databases.retrieve"] == counts["data_sources.retrieve"] == 0
+        seen = (
+            run.status,
+            run.requests,
+            dict(counts),
+            [(log.method, log.path, log.status) for log in notion_emulator.requests],
+        )
+        assert counts["databases.retrieve"] == counts["data_sources.retrieve"] == 0, seen
         # deals and contacts (activities are outbound only): one trashed and one live query each
-        assert run.requests == counts["data_sources.query"] == 4
+        assert run.requests == counts["data_sources.query"] == 4, seen
 
 
 def test_a_data_source_that_answers_404_is_resolved_again(notion_emulator):
