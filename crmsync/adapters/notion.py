@@ -460,9 +460,9 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
         if self._maybe_refresh(entity, page, fields, blocked):
             fields, blocked = self.resolved(entity)
         properties = page.get("properties") or {}
+        wanted = {pid for _, _, pid in fields.values()}
         for name, value in properties.items():
-            wanted = isinstance(value, dict) and any(value.get("id") == pid for _, _, pid in fields.values())
-            if wanted and props.page_is_truncated(value):
+            if isinstance(value, dict) and value.get("id") in wanted and props.page_is_truncated(value):
                 properties[name] = self._read_full_property(page["id"], value)
         mapping = {field: spec for field, spec in fields.items() if field != "id"}
         values = props.page_to_values(
