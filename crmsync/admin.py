@@ -13,7 +13,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import rules
-from .adminforms import ActivityInlineForm, ResolveForm, TagsField, display_value, format_tags, value_input
+from .adminforms import (
+    ActivityInlineForm,
+    ResolveForm,
+    SyncedModelForm,
+    TagsField,
+    display_value,
+    format_tags,
+    value_input,
+)
 from .choices import ConflictStatus, Owner
 from .conf import app_settings
 from .entities import ENTITIES
@@ -178,7 +186,10 @@ class SyncStateFilter(admin.SimpleListFilter):
 
 
 class SyncStateMixin:
-    """A "sync" column and filter, and the links to the record's remote twins."""
+    """A "sync" column and filter, the links to the record's remote twins, and a form
+    that refuses values the CRM cannot hold."""
+
+    form = SyncedModelForm
 
     def get_queryset(self, request):
         return with_sync_state(super().get_queryset(request), self.model.entity_name)
@@ -220,7 +231,7 @@ class ActivityInline(admin.TabularInline):
         return rules.with_synced_flag(super().get_queryset(request))
 
 
-class OpportunityForm(forms.ModelForm):
+class OpportunityForm(SyncedModelForm):
     tags = TagsField()
 
     class Meta:

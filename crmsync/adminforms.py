@@ -95,7 +95,17 @@ class ResolveForm(forms.Form):
         return raw
 
 
-class ActivityInlineForm(forms.ModelForm):
+class SyncedModelForm(forms.ModelForm):
+    """A deal, contact or activity form: a changed value a configured CRM connection
+    cannot hold is a field error (``crmsync.rules.crm_refusals``, as in the API)."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # builds the instance from the cleaned data
+        for field, message in self.instance.crm_refusals().items():
+            self.add_error(field if field in self.fields else None, message)
+
+
+class ActivityInlineForm(SyncedModelForm):
     """A row of the deal's Activities inline: a synced activity's fields are disabled
     (the browser cannot change them and the server ignores what is posted), the same
     rule as the API's (``crmsync.rules``); archiving stays allowed."""

@@ -137,16 +137,12 @@ class SyncedModel(models.Model):
         current = self._take_snapshot()
         return {name for name, value in current.items() if name in snapshot and snapshot[name] != value}
 
-    def clean(self) -> None:
-        """Refuse a changed value that a configured CRM connection cannot hold (the admin's
-        forms call this; the API's serializers ask the same rule)."""
-        super().clean()
-        from django.core.exceptions import ValidationError
-
+    def crm_refusals(self) -> dict[str, str]:
+        """{field: message} of the values this instance changed that a configured CRM
+        connection cannot hold (the admin's forms and the API refuse them; values read
+        from a CRM are not judged so)."""
         changed = self.changed_sync_fields()
-        refused = rules.crm_refusals(type(self), {name: getattr(self, name) for name in changed})
-        if refused:
-            raise ValidationError(refused)
+        return rules.crm_refusals(type(self), {name: getattr(self, name) for name in changed})
 
     def field_time(self, name: str) -> dt.datetime | None:
         """The last edit time of a synced field (on the CRM's clock), or None when never edited."""
@@ -264,7 +260,6 @@ class Opportunity(SyncedModel):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        super().clean()
         if not isinstance(self.tags, list) or not all(isinstance(tag, str) for tag in self.tags):
             raise ValidationError({"tags": "Tags must be a list of strings."})
         if any("," in tag for tag in self.tags):

@@ -718,3 +718,20 @@ def test_6_a_property_made_again_never_pulls_its_emptiness_over_local_values(
     notion_emulator.reset_counters()
     clean_sync()
     assert notion_emulator.writes() == 0
+
+
+def test_what_notion_holds_is_pulled_even_where_a_local_edit_would_be_refused(notion_settings, notion_emulator):
+    """The API and the admin refuse text over Notion's 100 × 2,000 limit; a page that
+    holds more (one oversized item) is still pulled whole: what a CRM sends is not judged
+    by what the CRM could take."""
+    deal = Opportunity.objects.create(name="Long notes")
+    sync()
+    page = SyncLink.objects.get(local_id=deal.pk).remote_id
+    notion_emulator.corrupt(
+        page, "Notes", {"id": "z", "type": "rich_text", "rich_text": [{"plain_text": "n" * 250_000}]}
+    )
+    notion_emulator.human_edit(page, {"Name": "Long notes (edited)"})
+    run = sync()
+    deal.refresh_from_db()
+    assert (deal.name, len(deal.notes)) == ("Long notes (edited)", 250_000)
+    assert run.quarantined == 0 and not QuarantinedPage.objects.exists()
