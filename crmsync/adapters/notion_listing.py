@@ -88,9 +88,7 @@ class NotionListing(_AdapterPart):
         """(records, last time seen) per result page, in ascending (time[, ID]) order,
         over as many queries as Notion's cap needs."""
         id_prop = self.id_property(entity)
-        sorts = [{"timestamp": timestamp, "direction": "ascending"}]
-        if id_prop:
-            sorts.append({"property": id_prop, "direction": "ascending"})
+        schema_read = False  # read again at the cap: an ID property may have been added since
         attr = "modified_at" if timestamp == "last_edited_time" else "created_at"
 
         def window(after, number):
@@ -111,6 +109,9 @@ class NotionListing(_AdapterPart):
         while True:
             capped, last, last_number, rows = False, None, None, 0
             flt = window(after, number)
+            sorts = [{"timestamp": timestamp, "direction": "ascending"}]
+            if id_prop:
+                sorts.append({"property": id_prop, "direction": "ascending"})
             for response, records in self._query(entity, filter=flt, sorts=sorts, in_trash=in_trash):
                 rows += len(response.get("results") or [])
                 for record in records:
@@ -125,6 +126,13 @@ class NotionListing(_AdapterPart):
                 after, number = last, last_number
             elif last is not None and (after is None or last > after):
                 after, number = last, None  # the pages at ``last`` are read again
+            elif not schema_read:
+                schema_read = True
+                self.schema(entity, refresh=True)
+                id_prop = self.id_property(entity)
+                if not id_prop:
+                    continue  # the same window once more, then CapExceeded
+                after = last or after  # split this window on the new ID property
             else:
                 where = f"{timestamp} {notion_time(last or after)}" if (last or after) else timestamp
                 raise CapExceeded(

@@ -298,6 +298,20 @@ def test_a_capped_import_fails_the_run_and_never_moves_the_watermark_past_it(
     assert not SyncCursor.objects.get(entity="deal").full_pull_done
 
 
+def test_an_id_property_added_after_the_cap_failed_unwedges_the_next_run(notion_settings, notion_emulator):
+    """The cap error says to add an ID property: doing so is enough (the schema kept from
+    an earlier run is read again at the cap, no crmsync_check needed)."""
+    notion_emulator.query_result_cap = 50
+    many_pages_in_one_minute(notion_emulator, 107, with_id=False)
+    assert SyncEngine("notion").run().status == RunStatus.FAILED
+    notion_emulator.add_property(notion_emulator.ids["deal_source"], "ID", "unique_id")
+    for _ in range(2):  # a fresh process each time, as the schedule runs it
+        connections.reset()
+        run = SyncEngine("notion").run()
+    assert run.status == RunStatus.SUCCESS, run.error_summary
+    assert Opportunity.objects.count() == 107
+
+
 def test_a_capped_import_with_an_id_property_imports_everything(notion_settings, notion_emulator):
     notion_emulator.query_result_cap = 50
     many_pages_in_one_minute(notion_emulator, 130, with_id=True)
