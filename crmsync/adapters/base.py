@@ -236,6 +236,11 @@ class CRMAdapter:
     def close(self) -> None:
         """Release clients and connections."""
 
+    def reload_state(self) -> None:
+        """Forget what this process keeps of the CRM side (a schema, resolved ids), so the
+        next use reads what other processes stored since. A long-lived process (a web
+        server, a cluster worker) calls it before each run and each health read."""
+
     def refused_values(self, entity: str, values: Mapping[str, Any]) -> dict[str, str]:
         """{field: why} of the normalized ``values`` this CRM would refuse, judged from the
         configuration alone (no request): the admin and the API refuse them before

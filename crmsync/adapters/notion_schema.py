@@ -61,6 +61,12 @@ class NotionSchema(_AdapterPart):
         if not SyncConnection.objects.filter(alias=self.alias).update(remote_state=value):
             SyncConnection.objects.get_or_create(alias=self.alias, defaults={"remote_state": value})
 
+    def reload_state(self) -> None:
+        self._remote = None
+        self._data_sources.clear()
+        self._schemas.clear()
+        self._resolved.clear()
+
     def _forget(self, entity: str) -> None:
         """Drop what is known of ``entity``'s data source (it answered 404)."""
         self._data_sources.pop(entity, None)

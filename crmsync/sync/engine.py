@@ -63,6 +63,7 @@ class SyncEngine:
         status: str = RunStatus.FAILED
         self.lease.start_heartbeat()
         try:
+            self.adapter.reload_state()  # what other processes stored (a schema read again)
             held = self.adapter.deferred_until()
             if held is not None:
                 # DESIGN §7: no run sends a request before the time the CRM named.

@@ -18,6 +18,7 @@ def remote_health(alias: str) -> dict:
         adapter = connections[alias]
     except ConfigurationError:
         return {"blocked_fields": {}, "deferred_until": None}
+    adapter.reload_state()  # a run in another process may have read the schema again
     blocked = {}
     for entity in sorted(adapter.entities):
         try:

@@ -480,6 +480,20 @@ def test_a_property_renamed_in_notion_keeps_syncing(adapter, notion_emulator):
     assert later.blocked_fields("deal") == {}
 
 
+def test_the_health_of_a_long_lived_process_shows_what_a_run_elsewhere_found(notion_settings, notion_emulator):
+    from crmsync.sync.health import remote_health
+
+    source = notion_emulator.ids["deal_source"]
+    page = notion_emulator.human_create(source, {"Name": "Seen", "Value": 3})
+    assert remote_health("notion")["blocked_fields"] == {}  # the web process reads the schema
+    notion_emulator.rename_property(source, "Stage", "Pipeline stage")
+    notion_emulator.delete_property(source, "Value")
+    fresh(notion_emulator).get_opportunity(page)  # a worker process sees the drift and stores it
+    assert remote_health("notion")["blocked_fields"] == {
+        "deal": {"value": "property 'Value' (number, for value) is missing"}
+    }
+
+
 def test_a_deleted_property_blocks_its_field_and_nothing_else(adapter, notion_emulator):
     source = notion_emulator.ids["deal_source"]
     page = notion_emulator.human_create(source, {"Name": "Gone", "Value": 10})
