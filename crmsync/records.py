@@ -131,6 +131,16 @@ def is_required(entity: EntitySpec, name: str) -> bool:
     return not field.null and not field.blank and not field.has_default()
 
 
+def stand_in(entity: EntitySpec, name: str):
+    """What a new record holds for a required field whose remote value its validators
+    refuse: the empty value's reading ("Untitled" for a title), or None when the field
+    has none (the record cannot be imported)."""
+    try:
+        return _fit(entity, name, None)
+    except MappingError:
+        return None
+
+
 def _is_plain(value) -> bool:
     return value is None or isinstance(value, str | int | float | Decimal | list | tuple)
 

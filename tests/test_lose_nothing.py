@@ -505,17 +505,27 @@ def test_12_an_agent_revert_waits_while_trashed_and_is_sent_on_restore(
 
 
 @pytest.mark.parametrize("title", ["bad \x00 title", "t" * 256])
-def test_a_new_page_whose_title_the_model_refuses_is_held_not_imported_blank(
+def test_a_new_page_whose_title_the_model_refuses_imports_as_untitled_with_a_conflict(
     deals_only, notion_emulator, title
 ):
-    page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": title})
+    """DESIGN §7: the record syncs its other fields and an open conflict shows the value;
+    no row holds a value its validators refuse (the title's stand-in is "Untitled")."""
+    page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": title, "Value": 12})
     runs = [sync(), sync()]
-    assert not Opportunity.objects.exists()  # no row its validators refuse
-    assert QuarantinedPage.objects.get().remote_id == page
-    assert [run.errors for run in runs] == [1, 1]  # one try, one error a run
+    deal = Opportunity.objects.get()
+    deal.full_clean()
+    assert (deal.name, deal.value) == ("Untitled", Decimal("12"))
+    conflict = Conflict.objects.get(status=ConflictStatus.OPEN)
+    # A NUL is shown as ␀ (PostgreSQL stores none in text or JSON).
+    assert (conflict.field, conflict.remote_value) == ("name", title.replace("\x00", "\u2400"))
+    assert conflict.reason.startswith("invalid remote value")
+    assert not QuarantinedPage.objects.exists() and [run.errors for run in runs] == [0, 0]
+    assert notion_emulator.page_values(page)["Name"] == title  # "Untitled" is not pushed over it
     notion_emulator.human_edit(page, {"Name": "Fixed"})
     clean_sync()
-    Opportunity.objects.get(name="Fixed").full_clean()
+    deal.refresh_from_db()
+    assert deal.name == "Fixed"
+    assert not Conflict.objects.filter(status=ConflictStatus.OPEN).exists()
     assert not QuarantinedPage.objects.exists()
 
 
@@ -536,11 +546,15 @@ def test_a_duplicate_of_a_contact_page_is_held_never_dropped(notion_settings, no
     clean_sync()
     original = notion_emulator.page_values(page_of(contact, "contact"))
     copy = notion_emulator.human_create(contacts, original)  # Notion's "Duplicate": same email
-    for _ in range(3):
-        run = sync()
+    runs = [sync() for _ in range(3)]
     held = QuarantinedPage.objects.get()
     assert held.remote_id == copy and "email" in held.error.lower()
-    assert run.quarantined == 1 and run.errors == 1
+    # Reported once; then held, counted in every run's quarantined, failing no run.
+    assert [(run.quarantined, run.errors, run.status) for run in runs] == [
+        (1, 1, RunStatus.FAILED),
+        (1, 0, RunStatus.SUCCESS),
+        (1, 0, RunStatus.SUCCESS),
+    ]
 
 
 def test_an_agent_field_set_to_an_unusable_value_in_notion_is_reverted(deals_only, notion_emulator):
@@ -720,7 +734,9 @@ def test_6_a_property_made_again_never_pulls_its_emptiness_over_local_values(
     assert notion_emulator.writes() == 0
 
 
-def test_what_notion_holds_is_pulled_even_where_a_local_edit_would_be_refused(notion_settings, notion_emulator):
+def test_what_notion_holds_is_pulled_even_where_a_local_edit_would_be_refused(
+    notion_settings, notion_emulator
+):
     """The API and the admin refuse text over Notion's 100 × 2,000 limit; a page that
     holds more (one oversized item) is still pulled whole: what a CRM sends is not judged
     by what the CRM could take."""
@@ -735,3 +751,15 @@ def test_what_notion_holds_is_pulled_even_where_a_local_edit_would_be_refused(no
     deal.refresh_from_db()
     assert (deal.name, len(deal.notes)) == ("Long notes (edited)", 250_000)
     assert run.quarantined == 0 and not QuarantinedPage.objects.exists()
+
+
+def test_an_error_quoting_a_huge_remote_value_is_cut_in_the_run_and_the_log(
+    notion_settings, notion_emulator, caplog
+):
+    page = notion_emulator.human_create(deal_source(notion_emulator), {"Name": "Huge"})
+    notion_emulator.corrupt(page, "Value", {"id": "x", "type": "number", "number": "x" * 5000})
+    run = sync()
+    assert run.errors == 1 and QuarantinedPage.objects.count() == 1
+    assert "x" * 100 in run.error_summary and len(run.error_summary) <= 500
+    assert all(len(record.getMessage()) < 700 for record in caplog.records)
+    assert len(QuarantinedPage.objects.get().error) <= 2000

@@ -14,6 +14,15 @@ from .ownership import owners
 
 logger = logging.getLogger("crmsync.sync")
 
+# The longest error message a run logs and keeps in its summary: one may quote a huge
+# remote value (a 5,000-character title).
+MESSAGE_LIMIT = 500
+
+
+def shorten(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
 
 @dataclasses.dataclass
 class RunContext:
@@ -57,6 +66,9 @@ class RunContext:
         self._blocked.pop(entity, None)
 
     def error(self, message: str) -> None:
+        """Count an error of this run; the message is logged and kept in the run's summary
+        (cut at MESSAGE_LIMIT characters)."""
+        message = shorten(message)
         logger.warning("sync %s: %s", self.alias, message)
         self.errors.append(message)
         self.stats["errors"] += 1

@@ -7,7 +7,7 @@ from ..entities import ENTITIES
 from ..exceptions import AdapterError, LeaseLost, MappingError, TransientAdapterError
 from ..models import SyncLink
 from ..outbox import applying_remote_changes, mark_dirty
-from ..records import apply_values, fit_remote_values, is_required, local_values
+from ..records import apply_values, fit_remote_values, is_required, local_values, stand_in
 from . import conflicts, faults, quarantine
 from .context import RunContext
 from .remote import send_update
@@ -72,18 +72,21 @@ class PreparedLocal:
 
 def prepare_local(ctx: RunContext, entity: str, record: RemoteRecord) -> PreparedLocal:
     """Build the local record: usable values applied (values its validators refuse are
-    left at their defaults and shown as open conflicts); the base is what was applied."""
+    left at their defaults, or a required field's stand-in, and shown as open
+    conflicts); the base is what was applied."""
     spec = ENTITIES[entity]
     blocked = ctx.blocked_fields(entity)
     plain = {k: v for k, v in record.values.items() if not isinstance(v, Unmapped) and k not in blocked}
     unmapped = {k: v for k, v in record.values.items() if isinstance(v, Unmapped) and k not in blocked}
     fitted, problems = fit_remote_values(spec, plain)
-    required = [problem for name, problem in problems.items() if is_required(spec, name)]
+    # No local row is ever created with a value its validators refuse (DESIGN §7): a
+    # required field takes its stand-in ("Untitled") and the refused value shows as an
+    # open conflict; with no stand-in the record is held in quarantine until fixed.
+    stand_ins = {name: stand_in(spec, name) for name in problems if is_required(spec, name)}
+    required = [problems[name] for name, value in stand_ins.items() if value is None]
     if required:
-        # No local row is ever created with a value its validators refuse (DESIGN §7):
-        # held in quarantine, the record imports once it is fixed in the CRM.
         raise MappingError(f"cannot be imported: {'; '.join(required)}")
-    values = {k: v for k, v in fitted.items() if k not in problems}
+    values = {**{k: v for k, v in fitted.items() if k not in problems}, **stand_ins}
     instance = spec.get_model()()
     with applying_remote_changes(ctx.alias):
         apply_values(instance, values)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import OutboxEntry, QuarantinedPage
-from .context import RunContext
+from .context import RunContext, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -24,30 +24,42 @@ def fail_local(ctx: RunContext, entity: str, local_id, err: Exception, *, quaran
     already quarantined fails no run again (it is counted in ``quarantined``)."""
     entry, _ = OutboxEntry.objects.get_or_create(connection=ctx.alias, entity=entity, local_id=local_id)
     if entry.quarantined:
-        logger.info("sync %s: %s %s (quarantined) still fails: %s", ctx.alias, entity, local_id, err)
+        logger.info(
+            "sync %s: %s %s (quarantined) still fails: %s", ctx.alias, entity, local_id, shorten(str(err))
+        )
         return
     ctx.error(f"{entity} {local_id}: {err}")
     entry.attempts += 1
-    entry.last_error = str(err)[:2000]
+    entry.last_error = shorten(str(err), 2000)
     if quarantine or entry.attempts >= app_settings.MAX_RECORD_FAILURES:
         entry.quarantined = True
     entry.save(update_fields=["attempts", "last_error", "quarantined"])
 
 
 def fail_remote(ctx: RunContext, entity: str, remote_id: str, err: Exception, *, local_id=None) -> None:
-    """Hold a remote record that could not be read or applied, by its remote id."""
-    ctx.error(f"{entity} (remote {remote_id}): {err}")
+    """Hold a remote record that could not be read or applied, by its remote id. A record
+    already held fails no run again: it is counted in every run's ``quarantined`` (and
+    shown on the health page) until it applies or staff dismiss it."""
     now = timezone.now()
     updated = QuarantinedPage.objects.filter(connection=ctx.alias, entity=entity, remote_id=remote_id).update(
-        error=str(err)[:2000], attempts=F("attempts") + 1, last_failed_at=now, local_id=local_id
+        error=shorten(str(err), 2000), attempts=F("attempts") + 1, last_failed_at=now, local_id=local_id
     )
-    if not updated:
+    if updated:
+        logger.info(
+            "sync %s: %s (remote %s, quarantined) still fails: %s",
+            ctx.alias,
+            entity,
+            remote_id,
+            shorten(str(err)),
+        )
+    else:
+        ctx.error(f"{entity} (remote {remote_id}): {err}")
         QuarantinedPage.objects.create(
             connection=ctx.alias,
             entity=entity,
             remote_id=remote_id,
             local_id=local_id,
-            error=str(err)[:2000],
+            error=shorten(str(err), 2000),
             first_failed_at=now,
             last_failed_at=now,
         )

@@ -480,7 +480,9 @@ def test_a_property_renamed_in_notion_keeps_syncing(adapter, notion_emulator):
     assert later.blocked_fields("deal") == {}
 
 
-def test_the_health_of_a_long_lived_process_shows_what_a_run_elsewhere_found(notion_settings, notion_emulator):
+def test_the_health_of_a_long_lived_process_shows_what_a_run_elsewhere_found(
+    notion_settings, notion_emulator
+):
     from crmsync.sync.health import remote_health
 
     source = notion_emulator.ids["deal_source"]
