@@ -195,7 +195,8 @@ class NotionSchema(_AdapterPart):
             with contextlib.suppress(AdapterError):
                 if self.id_property(entity) is None:
                     first = self._on_source(entity, self.client.data_sources.query, page_size=PAGE_SIZE)
-                    if first.get("has_more"):
+                    capped = (first.get("request_status") or {}).get("type") == "incomplete"
+                    if first.get("has_more") or capped:
                         notes.append(
                             f"{entity}: the data source holds more than {PAGE_SIZE} pages and has no ID "
                             "(unique_id) property: add one, or a bulk import or edit of more than "

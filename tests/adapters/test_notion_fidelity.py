@@ -25,6 +25,7 @@ from crmsync.exceptions import AmbiguousWriteError, CapExceeded, FieldBlocked, R
 from crmsync.models import Conflict, Opportunity, OutboxEntry, SyncConnection, SyncCursor, SyncLink
 from crmsync.registry import connections
 from crmsync.sync.engine import SyncEngine
+from crmsync.testing.notion_emulator import QUERY_RESULT_CAP
 from crmsync.testing.notion_emulator.faults import WORKSPACE_LIMIT
 from crmsync.testing.pytest_plugin import notion_options
 
@@ -335,6 +336,11 @@ def test_crmsync_check_recommends_an_id_property_for_large_data_sources(settings
     call_command("crmsync_check")
     out = capsys.readouterr().out
     assert "notion: OK" in out and "no ID (unique_id) property" in out
+    notion_emulator.query_result_cap = 50  # a first page stopped at the cap says so too
+    connections.reset()
+    call_command("crmsync_check")
+    assert "no ID (unique_id) property" in capsys.readouterr().out
+    notion_emulator.query_result_cap = QUERY_RESULT_CAP
     notion_emulator.add_property(notion_emulator.ids["deal_source"], "ID", "unique_id")
     connections.reset()
     call_command("crmsync_check")
