@@ -197,6 +197,13 @@ def test_if_match_guards_delete_too(agent):
     etag = agent.get(detail)["ETag"]
     assert agent.patch(detail, {"stage": "discovery"}, format="json").status_code == 200  # someone else
     assert agent.delete(detail, HTTP_IF_MATCH=etag).status_code == 412
+    assert (
+        agent.patch(detail, {"stage": "proposal"}, format="json", HTTP_IF_MATCH=f'"x", {etag}').status_code
+        == 412
+    )
+    current = agent.get(detail)["ETag"]
+    listed = f'"other", {current}'  # a list matches when one of its ETags does
+    assert agent.patch(detail, {"stage": "discovery"}, format="json", HTTP_IF_MATCH=listed).status_code == 200
     deal.refresh_from_db()
     assert deal.archived is False
     assert agent.delete(detail, HTTP_IF_MATCH=agent.get(detail)["ETag"]).status_code == 204
@@ -231,6 +238,11 @@ def test_without_a_connection_long_text_is_kept(agent, settings):
     assert (
         agent.post(URL, {"name": "Local", "qualification": "q" * 250_000}, format="json").status_code == 201
     )
+
+
+def test_a_search_term_with_a_nul_is_a_400_naming_search(agent):
+    response = agent.get(f"{URL}?search=%00")
+    assert response.status_code == 400 and "search" in response.json()
 
 
 def test_human_owned_fields_of_linked_records_are_refused(agent):

@@ -82,8 +82,8 @@ def parse_notion_id(value: str) -> str:
 
     text = str(value).strip()
     candidate = text.lower().replace("-", "")
-    if "://" in text:
-        parts = urlsplit(text)
+    if "/" in text:  # a URL, with or without its scheme (copied from the address bar)
+        parts = urlsplit(text if "://" in text else f"https://{text}")
         if not NOTION_HOSTS.match(parts.hostname or ""):
             raise ValueError(f"{text!r} is not a Notion URL")
         match = URL_ID.search(parts.path.rstrip("/").lower())

@@ -3,9 +3,22 @@ import datetime as dt
 import django_filters as filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from rest_framework import filters as drf_filters
+from rest_framework.exceptions import ValidationError
 
 from ..choices import DealStage
 from ..models import Activity, Conflict, Contact, Opportunity, QuarantinedPage, SyncRun
+
+
+class SearchFilter(drf_filters.SearchFilter):
+    """DRF's search, with a refused term (a NUL character) reported under its parameter
+    name like every other bad filter, not as a bare list."""
+
+    def get_search_terms(self, request):
+        try:
+            return super().get_search_terms(request)
+        except ValidationError as err:
+            raise ValidationError({self.search_param: err.detail}) from err
 
 
 class UTCDateTimeField(IsoDateTimeField):

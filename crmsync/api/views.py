@@ -80,7 +80,7 @@ def save_or_400(serializer: Any) -> Any:
 class SyncedRecordViewSet(CrmSyncAPIMixin, viewsets.ModelViewSet):
     """CRUD where DELETE archives, responses carry an ETag and If-Match guards writes."""
 
-    filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [FilterBackend, api_filters.SearchFilter, filters.OrderingFilter]
     # Any segment reaches the view, so a malformed id gets the API's JSON 404.
     lookup_value_regex = r"[^/]+"
 
@@ -117,7 +117,9 @@ class SyncedRecordViewSet(CrmSyncAPIMixin, viewsets.ModelViewSet):
     def precondition_failed(self, request, instance) -> Response | None:
         """412 when If-Match names another version of the record than the stored one."""
         expected = request.headers.get("If-Match")
-        if expected and expected.strip() not in ("*", self.etag(instance)):
+        # A list of ETags matches when one of them does (RFC 9110 §13.1.1).
+        tags = {tag.strip() for tag in (expected or "").split(",")}
+        if expected and not tags & {"*", self.etag(instance)}:
             return Response(
                 {"detail": "The record changed since you read it: fetch it again (see its ETag)."},
                 status=status.HTTP_412_PRECONDITION_FAILED,
@@ -207,7 +209,7 @@ class ConflictViewSet(CrmSyncAPIMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = api.ConflictSerializer
     action_permissions = {"resolve": [rules.RESOLVE_CONFLICT]}
     lookup_value_regex = r"[^/]+"
-    filter_backends = [FilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [FilterBackend, api_filters.SearchFilter, filters.OrderingFilter]
     filterset_class = api_filters.ConflictFilter
     search_fields = ["record_name"]
     ordering_fields = ["created_at", "updated_at"]

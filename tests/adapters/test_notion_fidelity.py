@@ -227,8 +227,9 @@ def test_text_no_one_changed_keeps_its_formatting_links_and_mentions(notion_sett
         lambda i: i.replace("-", ""),
         lambda i: i.upper(),
         lambda i: f"https://www.notion.so/acme/Deals-{i.replace('-', '')}?v={uuid.uuid4().hex}",
+        lambda i: f"notion.so/acme/Deals-{i.replace('-', '')}",  # copied without its scheme
     ],
-    ids=["dashless", "upper", "url"],
+    ids=["dashless", "upper", "url", "url-without-scheme"],
 )
 def test_database_and_data_source_ids_are_taken_as_pasted(notion_emulator, form):
     ids = notion_emulator.ids
