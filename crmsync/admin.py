@@ -1,6 +1,8 @@
 """Staff screens: the pipeline (deals, contacts, activities) and the sync made visible
 and steerable (conflicts, field ownership, runs, connection health)."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -189,7 +191,7 @@ class SyncStateMixin:
     """A "sync" column and filter, the links to the record's remote twins, and a form
     that refuses values the CRM cannot hold."""
 
-    form = SyncedModelForm
+    form: Any = SyncedModelForm
 
     def get_queryset(self, request):
         return with_sync_state(super().get_queryset(request), self.model.entity_name)

@@ -100,7 +100,7 @@ class SyncedModelForm(forms.ModelForm):
     cannot hold is a field error (``crmsync.rules.crm_refusals``, as in the API)."""
 
     def _post_clean(self) -> None:
-        super()._post_clean()  # builds the instance from the cleaned data
+        super()._post_clean()  # type: ignore[misc]  # builds the instance (not in the stubs)
         for field, message in self.instance.crm_refusals().items():
             self.add_error(field if field in self.fields else None, message)
 

@@ -60,8 +60,9 @@ def mark_sent(values: dict, now) -> None:
     sent, sent_values = meta.get_field("create_sent_at"), meta.get_field("create_values")
     quote = connection.ops.quote_name
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote(sent.column)} = %s, {quote(sent_values.column)} = %s "
-        f"WHERE {quote(meta.pk.column)} = %s"
+        f"UPDATE {quote(meta.db_table)} SET {quote(str(sent.column))} = %s, "
+        f"{quote(str(sent_values.column))} = %s "
+        f"WHERE {quote(str(meta.pk.column))} = %s"
     )
     at = sent.get_db_prep_save(now, connection)
     rows = [
