@@ -163,6 +163,9 @@ def test_shared_field_changed_on_both_sides_last_write_wins_with_a_conflict(noti
         "proposal",
     )
     assert conflict.status == ConflictStatus.AUTO_RESOLVED
+    # The row shows the times the merge compared: the local edit's, not the one the
+    # remote value was stamped with when it was applied.
+    assert conflict.local_time < conflict.remote_time
 
 
 def test_shared_field_tie_in_the_same_minute_goes_to_local(notion_settings, notion_emulator):

@@ -215,6 +215,7 @@ def commit_local(
     local: dict,
 ) -> None:
     """The local side of a merge in one transaction: the record, the link, the conflicts."""
+    compared = {d.field: instance.field_time(d.field) for d in result.decisions}  # before the writes
     with ctx.atomic():
         if result.local_writes or archive_local is not None:
             write_local(ctx, entity, instance, result.local_writes, remote.modified_at, archive_local)
@@ -233,7 +234,7 @@ def commit_local(
         link.save(update_fields=["base", "remote_modified_at", "remote_archived", "updated_at"])
         decisions = conflicts.unusable_decisions(ctx.owners(entity), local, remote.unmapped, remote.invalid)
         conflicts.save_decisions(
-            ctx.alias, entity, instance, decisions + result.decisions, remote.modified_at, ctx.stats
+            ctx.alias, entity, instance, decisions + result.decisions, remote.modified_at, ctx.stats, compared
         )
         close_resolved_causes(open_conflicts, remote, result, instance, local)
 

@@ -84,9 +84,14 @@ def _storable(value):
     return value
 
 
-def save_decisions(alias: str, entity: str, instance, decisions, remote_time, stats: dict) -> None:
-    """One Conflict row per decision; an open one is updated in place (one per field)."""
+def save_decisions(
+    alias: str, entity: str, instance, decisions, remote_time, stats: dict, local_times: dict | None = None
+) -> None:
+    """One Conflict row per decision; an open one is updated in place (one per field).
+    ``local_times``: {field: the local edit time the merge compared}, for fields the
+    merge has since overwritten locally (else the instance's time is shown)."""
     name = str(instance)[:255]
+    local_times = local_times or {}
     for decision in decisions:
         values = {
             "record_name": name,
@@ -96,7 +101,11 @@ def save_decisions(alias: str, entity: str, instance, decisions, remote_time, st
             "rule": decision.rule,
             "winner": decision.winner,
             "reason": decision.reason[:255],
-            "local_time": instance.field_time(decision.field),
+            "local_time": (
+                local_times[decision.field]
+                if decision.field in local_times
+                else instance.field_time(decision.field)
+            ),
             "remote_time": remote_time,
         }
         key = {"connection": alias, "entity": entity, "object_id": instance.pk, "field": decision.field}
