@@ -160,3 +160,24 @@ def test_schema_changes_keep_property_ids(notion_emulator):
         json={"rename": ["Phase", "Stage"]},
     )
     assert "Stage" in notion_emulator.data_sources[source]["properties"]
+
+
+def test_property_ids_are_unique_within_a_data_source_even_when_random_ids_collide(monkeypatch):
+    """Ids are 4 hex digits, as short as Notion's: two properties of one data source drawing
+    the same digits must not share an id (it made rare tests fail: a Probability write
+    landed on the CRM Sync ID)."""
+    import itertools
+    import types
+    import uuid
+
+    from crmsync.testing import notion_emulator as emulator_module
+
+    # The first 40 ids share their first four hex digits (and differ after them).
+    same_start = (uuid.UUID(int=(0x0ABC << 112) | uuid.uuid4().int >> 16) for _ in range(40))
+    ids = itertools.chain(same_start, iter(uuid.uuid4, None))
+    monkeypatch.setattr(emulator_module, "uuid", types.SimpleNamespace(uuid4=lambda: next(ids)))
+    emulator = emulator_module.NotionEmulator()
+    emulator.ids = emulator.add_crm_databases()
+    for source in (emulator.ids["deal_source"], emulator.ids["contact_source"]):
+        found = [entry["id"] for entry in emulator.data_sources[source]["properties"].values()]
+        assert len(found) == len(set(found)), found

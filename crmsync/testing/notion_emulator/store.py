@@ -229,7 +229,8 @@ class Clock:
         self._frozen = None
 
 
-def _new_property_id(existing) -> str:
+def _new_property_id(existing: set) -> str:
+    """A short property id (as Notion's), unique among the data source's ``existing`` ids."""
     while True:
         candidate = new_uuid().hex[:4]
         if candidate not in existing:
@@ -261,7 +262,9 @@ class StoreMixin(Mixin):
                     spec = {"type": spec} if isinstance(spec, str) else dict(spec)
                     ptype = spec["type"]
                     entry = {
-                        "id": "title" if ptype == "title" else _new_property_id(schema),
+                        "id": "title"
+                        if ptype == "title"
+                        else _new_property_id({entry["id"] for entry in schema.values()}),
                         "name": name,
                         "type": ptype,
                     }
