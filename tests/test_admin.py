@@ -81,19 +81,24 @@ def test_edit_a_deal_stage_round_trip(staff_client, settings):
     assert OutboxEntry.objects.filter(local_id=deal.pk, connection="crm").exists()
 
 
-def test_a_value_notion_cannot_hold_is_refused_on_the_form(staff_client, notion_settings):
-    deal = Opportunity.objects.create(name="Long", qualification="short")
-    url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
-    form = {
+def deal_form(deal, **fields) -> dict:
+    """The POST of a deal's change form with no activity rows, ``fields`` on top."""
+    return {
         "name": deal.name,
         "stage": "proposal",
         "value": "1",
         "currency": "USD",
-        "qualification": "q" * 200_001,
         "tags": "",
         "activities-TOTAL_FORMS": "0",
         "activities-INITIAL_FORMS": "0",
+        **fields,
     }
+
+
+def test_a_value_notion_cannot_hold_is_refused_on_the_form(staff_client, notion_settings):
+    deal = Opportunity.objects.create(name="Long", qualification="short")
+    url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
+    form = deal_form(deal, qualification="q" * 200_001)
     response = staff_client.post(url, form)
     assert response.status_code == 200
     assert "Connection &#x27;notion&#x27; cannot hold this value" in response.content.decode()
@@ -107,17 +112,7 @@ def test_invalid_edit_shows_the_field_error(staff_client):
     make_deals(1)
     deal = Opportunity.objects.get()
     url = reverse("admin:crmsync_opportunity_change", args=[deal.pk])
-    form = {
-        "name": deal.name,
-        "stage": "proposal",
-        "value": "1",
-        "currency": "USD",
-        "probability": "150",
-        "tags": "",
-        "activities-TOTAL_FORMS": "0",
-        "activities-INITIAL_FORMS": "0",
-    }
-    response = staff_client.post(url, form)
+    response = staff_client.post(url, deal_form(deal, probability="150"))
     assert response.status_code == 200
     assert "less than or equal to 100" in response.content.decode()
 
