@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import rules
+from .adminpaging import BoundedCountPaginator, count_bound
 from .adminforms import (
     ActivityInlineForm,
     ResolveForm,
@@ -198,6 +199,13 @@ class SyncStateMixin:
 
     def get_changelist(self, request, **kwargs):
         return SyncStateChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """Filtered by sync state, the count stops after a few pages ahead (``adminpaging``)."""
+        bound = count_bound(request, per_page)
+        if request.GET.get(SyncStateFilter.parameter_name) in SYNC_STATES and bound is not None:
+            return BoundedCountPaginator(queryset, per_page, orphans, allow_empty_first_page, bound=bound)
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
     @admin.display(description="sync")
     def sync_status(self, obj):

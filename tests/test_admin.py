@@ -710,3 +710,47 @@ def test_a_records_links_on_every_connection_are_read_through_an_index():
             cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables: judge the index alone
     plan = SyncLink.objects.filter(entity="deal", local_id=uuid.uuid4()).explain()
     assert "crmsync_link_entity_local" in plan, plan
+
+
+def paginator_text(page: str) -> str:
+    """The changelist's paginator as text (a <p> before Django 6, a <nav> since)."""
+    found = re.search(r'class="paginator"[^>]*>(.*?)</(?:p|nav)>', page, re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+def test_a_sync_state_filter_counts_a_few_pages_ahead_not_every_row(crm_client, monkeypatch, settings):
+    """An exact COUNT of "linked" deals joined every link (100-170 ms at 100,000 deals
+    against 12 ms for a plain column filter): the count stops five pages ahead, shown "N+",
+    and every page is still exactly the filter's rows."""
+    from crmsync.admin import OpportunityAdmin
+
+    monkeypatch.setattr(OpportunityAdmin, "list_per_page", 5)
+    grow_synced(150)  # 80 linked: not every 5th (outbox), not every 3rd (open conflict)
+    url = reverse("admin:crmsync_opportunity_changelist") + "?sync=linked"
+    with CaptureQueriesContext(connection) as captured:
+        first = crm_client.get(url).content.decode()
+    assert "30+ deals" in paginator_text(first)
+    counts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(*) FROM (SELECT")]
+    assert len(counts) == 1 and "LIMIT 31" in counts[0], counts
+    assert "ORDER BY" not in counts[0]
+
+    expected = sorted(
+        Opportunity.objects.exclude(
+            pk__in=OutboxEntry.objects.values("local_id")
+        ).exclude(pk__in=Conflict.objects.filter(status="open").values("object_id")).values_list("name", flat=True)
+    )
+    assert len(expected) == 80
+    seen = []
+    for number in range(1, 17):
+        page = crm_client.get(f"{url}&p={number}&o=1").content.decode()
+        seen += re.findall(r">(Deal \d{4})</a>", page)
+        if number == 10:
+            assert "75+ deals" in paginator_text(page)
+    assert seen == expected
+    assert "80 deals" in paginator_text(page)  # page 16: the bound passed the last row
+
+    # Exact where "N+" cannot be shown: a search term, thousand separators, no sync filter.
+    assert "80 deals" in paginator_text(crm_client.get(url + "&q=Deal").content.decode())
+    assert "150 deals" in paginator_text(crm_client.get(url.split("?")[0]).content.decode())
+    settings.USE_THOUSAND_SEPARATOR = True
+    assert "80 deals" in paginator_text(crm_client.get(url).content.decode())

@@ -4,8 +4,9 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from crmsync.adapters.ratelimit import RateBudget
+from crmsync.adapters.ratelimit import MAX_BLOCK, RateBudget, block_for
 from crmsync.models import RateBudget as Row
 
 WAYS = pytest.mark.parametrize(
@@ -21,8 +22,8 @@ class Clock:
         return self.now
 
 
-def budget(single_statement, clock, rate=10.0, burst=1, key="notion:test"):
-    made = RateBudget(key, rate, burst, clock=clock, sleep=lambda seconds: None)
+def budget(single_statement, clock, rate=10.0, burst=1, key="notion:test", block=1):
+    made = RateBudget(key, rate, burst, block=block, clock=clock, sleep=lambda seconds: None)
     made.single_statement = single_statement
     return made
 
@@ -69,13 +70,14 @@ def test_hold_off_after_a_429_delays_every_caller(single_statement):
 
 @WAYS
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_callers_never_get_the_same_slot(single_statement):
+@pytest.mark.parametrize("block", [1, 4])
+def test_concurrent_callers_never_get_the_same_slot(single_statement, block):
     clock, waits, errors = Clock(), [], []
 
     def caller():
         try:
-            mine = budget(single_statement, clock, rate=100)
-            waits.extend(mine.reserve() for _ in range(25))
+            mine = budget(single_statement, clock, rate=100, block=block)
+            waits.extend(mine.reserve() for _ in range(24))  # whole blocks
         except Exception as err:  # reported below, with the thread's error
             errors.append(err)
         finally:
@@ -87,7 +89,60 @@ def test_concurrent_callers_never_get_the_same_slot(single_statement):
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(round(wait, 6) for wait in waits) == [round(i / 100, 6) for i in range(100)]
+    assert sorted(round(wait, 6) for wait in waits) == [round(i / 100, 6) for i in range(96)]
+
+
+def claims(captured):
+    return [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+
+
+@WAYS
+@pytest.mark.django_db
+def test_a_block_of_slots_costs_one_statement_and_keeps_the_spacing(single_statement):
+    """One claim per request was a commit per request: on PostgreSQL it cost more CPU than
+    the request itself (issue 15)."""
+    clock = Clock()
+    blocky = budget(single_statement, clock, block=5)
+    Row.objects.create(key="notion:test", tat=0.0)
+    with CaptureQueriesContext(connection) as captured:
+        waits = [blocky.reserve() for _ in range(12)]
+    assert waits == pytest.approx([i / 10 for i in range(12)])
+    assert len(claims(captured)) == 3  # slots 0-4, 5-9, 10-14
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1001.5)
+
+
+@WAYS
+@pytest.mark.django_db
+def test_another_process_gets_its_slots_after_a_block(single_statement):
+    clock = Clock()
+    one, two = budget(single_statement, clock, block=3), budget(single_statement, clock, block=3)
+    assert [one.reserve(), two.reserve(), one.reserve(), two.reserve()] == pytest.approx([0.0, 0.3, 0.1, 0.4])
+
+
+@WAYS
+@pytest.mark.django_db
+def test_slots_claimed_long_ago_are_dropped_not_sent_in_a_burst(single_statement):
+    clock = Clock()
+    blocky = budget(single_statement, clock, block=10)
+    blocky.reserve()
+    clock.now += 5  # nine slots left, all seconds old
+    assert [blocky.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1006.0)  # a new block at 1005
+
+
+@WAYS
+@pytest.mark.django_db
+def test_hold_off_drops_the_slots_this_process_still_holds(single_statement):
+    clock = Clock()
+    blocky = budget(single_statement, clock, block=10)
+    blocky.reserve()
+    blocky.hold_off(5)
+    assert blocky.reserve() == pytest.approx(5.0)
+
+
+def test_a_block_is_a_seconds_worth_of_slots_within_bounds():
+    assert [block_for(rate) for rate in (0.2, 1, 3, 10.5, 1000)] == [1, 1, 3, 10, MAX_BLOCK]
+    assert RateBudget("k", 3).block == 3 and RateBudget("k", 3, block=1).block == 1
 
 
 def test_rate_must_be_positive():

@@ -465,12 +465,14 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
             if isinstance(value, dict) and value.get("id") in wanted and props.page_is_truncated(value):
                 properties[name] = self._read_full_property(page["id"], value)
         mapping = {field: spec for field, spec in fields.items() if field != "id"}
+        by_id = props.properties_by_id(properties)
         values = props.page_to_values(
-            page, mapping, self._kinds(entity), self.choice_options(entity), self._places(entity)
+            page, mapping, self._kinds(entity), self.choice_options(entity), self._places(entity), by_id
         )
-        sync_value = props.find_property(properties, *fields["id"][::2]) if "id" in fields else None
+        sync_name, _, sync_pid = fields.get("id") or (None, None, None)
+        sync_value = props.find_property(properties, sync_name, sync_pid, by_id) if sync_name else None
         sync_id = props.from_property(sync_value, "text") if sync_value else None
-        self._remember_dates(page, mapping)
+        self._remember_dates(page, mapping, by_id)
         return RemoteRecord(
             remote_id=page["id"],
             sync_id=sync_id.strip() if sync_id else None,
@@ -481,14 +483,14 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
             raw=page,
         )
 
-    def _remember_dates(self, page: dict, mapping: dict) -> None:
+    def _remember_dates(self, page: dict, mapping: dict, by_id: dict) -> None:
         """Keep what a later push of a date must not erase: a range's end, a time of day."""
         dates = [(name, pid) for name, ptype, pid in mapping.values() if ptype == "date"]
         if not dates:
             return
         kept = {}
         for name, pid in dates:
-            value = (props.find_property(page.get("properties") or {}, name, pid) or {}).get("date")
+            value = (props.find_property(page.get("properties") or {}, name, pid, by_id) or {}).get("date")
             if value and (value.get("end") or value.get("time_zone") or "T" in (value.get("start") or "")):
                 kept[pid] = value
         self._dates[page["id"]] = kept or None

@@ -106,12 +106,21 @@ def allowed_types(kind: str, ptype: str) -> set[str]:
     return allowed
 
 
-def find_property(properties: dict, name: str, prop_id: str | None = None) -> dict | None:
-    """A page's property value by id (what survives a rename), else by name."""
+def properties_by_id(properties: dict) -> dict[str, dict]:
+    """{property id: value} of a page's properties: read once, looked up per field."""
+    return {value["id"]: value for value in properties.values() if isinstance(value, dict) and "id" in value}
+
+
+def find_property(
+    properties: dict, name: str, prop_id: str | None = None, by_id: dict[str, dict] | None = None
+) -> dict | None:
+    """A page's property value by id (what survives a rename), else by name.
+
+    ``by_id``: ``properties_by_id(properties)``, when several properties are looked up."""
     if prop_id is not None:
-        for value in properties.values():
-            if isinstance(value, dict) and value.get("id") == prop_id:
-                return value
+        found = (by_id if by_id is not None else properties_by_id(properties)).get(prop_id)
+        if found is not None:
+            return found
     value = properties.get(name)
     return value if isinstance(value, dict) else None
 
@@ -376,20 +385,29 @@ def page_is_truncated(prop_value: dict) -> bool:
     )
 
 
-def page_to_values(page: dict, mapping: dict, kinds: dict, options: dict, places: dict | None = None) -> dict:
+def page_to_values(
+    page: dict,
+    mapping: dict,
+    kinds: dict,
+    options: dict,
+    places: dict | None = None,
+    by_id: dict[str, dict] | None = None,
+) -> dict:
     """Normalized values of a page object's mapped properties.
 
     ``mapping``: {field: (property, type)} or {field: (property, type, property id)}
     (found by id then, so a renamed property is still read); ``kinds``: {field: kind};
     ``options``: {field: {local value: option name}}; ``places``: {field: decimal
-    places}. A property missing from the page, or of a type the field cannot hold
+    places}; ``by_id``: ``properties_by_id`` of the page, if already read. A property
+    missing from the page, or of a type the field cannot hold
     (schema drift), is left out (unknown, not empty). Raises MappingError for a value
     of the wrong shape.
     """
     values = {}
     properties = page.get("properties") or {}
+    by_id = properties_by_id(properties) if by_id is None else by_id
     for field, (prop, ptype, *prop_id) in mapping.items():
-        prop_value = find_property(properties, prop, *prop_id)
+        prop_value = find_property(properties, prop, prop_id[0] if prop_id else None, by_id)
         if prop_value is None or prop_value.get("type") not in allowed_types(kinds[field], ptype):
             continue
         try:

@@ -6,29 +6,80 @@ a slot with one atomic ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+), or e
 with a compare-and-swap UPDATE (row count checked, so it needs no ``select_for_update``),
 then sleeps until its slot. No transaction is held while waiting or while the request
 is in flight.
+
+Slots are claimed a block at a time: one statement takes as many consecutive slots as
+the rate gives in a second (at most ``MAX_BLOCK``), and this process hands them out one
+per request. On PostgreSQL each claim is a commit, and a commit per request cost more
+CPU than the request itself (issue 15). The cost of the block:
+
+- other processes on the same budget get their slots after the block, not between its
+  slots (the total stays within the rate);
+- a slot may be used late, but never more than ``STALE_AFTER`` seconds after its time:
+  older slots are dropped unused, so idle time is never banked into a burst;
+- slots left when a process stops are not given back (at most a second's worth);
+- after a 429 (``hold_off``) the slots left are dropped.
 """
 
 import contextlib
+import threading
 import time
 
 from django.db import IntegrityError, connections, router, transaction
 
 
+MAX_BLOCK = 20  # slots claimed by one statement, at most
+STALE_AFTER = 1.0  # seconds after its time a claimed slot is dropped unused
+
+
+def block_for(rate: float) -> int:
+    """Slots one claim takes: a second's worth at ``rate``, between 1 and ``MAX_BLOCK``."""
+    return max(1, min(MAX_BLOCK, int(rate * STALE_AFTER)))
+
+
 class RateBudget:
-    def __init__(self, key: str, rate: float, burst: int = 1, *, sleep=time.sleep, clock=time.time):
+    """The budget of ``key``: ``rate`` requests per second, ``burst`` of them at once.
+
+    ``block`` slots are claimed per statement (default: ``block_for(rate)``).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        rate: float,
+        burst: int = 1,
+        *,
+        block: int | None = None,
+        sleep=time.sleep,
+        clock=time.time,
+    ):
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.key, self.rate, self.burst = key, rate, max(1, int(burst))
+        self.block = max(1, int(block)) if block else block_for(rate)
         self.sleep, self.clock = sleep, clock
-        # One UPDATE ... RETURNING per slot where the database has it; None: decide by backend.
+        # One UPDATE ... RETURNING per claim where the database has it; None: decide by backend.
         self.single_statement: bool | None = None
+        self._lock = threading.Lock()
+        self._next, self._left = 0.0, 0  # this process's next claimed slot, and how many remain
 
     def reserve(self) -> float:
         """Reserve the next slot; returns the seconds to wait before sending."""
+        interval = 1.0 / self.rate
+        with self._lock:
+            now = self.clock()
+            if self._left and self._next < now - STALE_AFTER:
+                self._left = 0  # claimed too long ago: sending on it now would be a burst
+            if not self._left:
+                self._next, self._left = self._claim(self.block, interval, now), self.block
+            slot = self._next
+            self._next, self._left = slot + interval, self._left - 1
+        return max(0.0, slot - (self.burst - 1) * interval - now)
+
+    def _claim(self, count: int, interval: float, now: float) -> float:
+        """Take ``count`` consecutive slots in the shared row; returns the first one's time."""
         from ..models import RateBudget as Row
 
-        interval = 1.0 / self.rate
-        tolerance = (self.burst - 1) * interval
+        span = count * interval
         connection = connections[router.db_for_write(Row)]
         rows = Row.objects.using(connection.alias)
         one_statement = self.single_statement
@@ -37,27 +88,26 @@ class RateBudget:
                 connection.vendor == "sqlite"
                 and getattr(connection, "Database").sqlite_version_info >= (3, 35)  # noqa: B009 (not in the stubs)
             )
-        # One statement, one round trip: the slot is max(TAT, now); the TAT moves past it.
+        # One statement, one round trip: the slots start at max(TAT, now); the TAT moves past them.
         table, tat, key = map(connection.ops.quote_name, (Row._meta.db_table, "tat", "key"))
-        take_slot = (
+        take_slots = (
             f"UPDATE {table} SET {tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s "
             f"WHERE {key} = %s RETURNING {tat}"
         )
         for _ in range(1000):
-            now = self.clock()
             if one_statement:
                 with connection.cursor() as cursor:
-                    cursor.execute(take_slot, [now, now, interval, self.key])
+                    cursor.execute(take_slots, [now, now, span, self.key])
                     row = cursor.fetchone()
                 if row is not None:
-                    return max(0.0, row[0] - interval - tolerance - now)
+                    return row[0] - span
             else:
                 stored = rows.filter(key=self.key).values_list("tat", flat=True).first()
                 if stored is not None:
-                    tat = max(stored, now)
-                    if rows.filter(key=self.key, tat=stored).update(tat=tat + interval):
-                        return max(0.0, tat - tolerance - now)
-                    continue  # another process took this slot: read again
+                    first = max(stored, now)
+                    if rows.filter(key=self.key, tat=stored).update(tat=first + span):
+                        return first
+                    continue  # another process took these slots: read again
             try:
                 with transaction.atomic(using=connection.alias):
                     rows.create(key=self.key, tat=0.0)
@@ -75,10 +125,13 @@ class RateBudget:
     def hold_off(self, seconds: float) -> None:
         """After a 429: no other process sends on this budget for ``seconds``.
 
-        The caller sleeps ``seconds`` itself, so its own next slot is free by then.
+        The caller sleeps ``seconds`` itself, so its own next slot is free by then; the
+        slots this process still holds are dropped (they would go out at once after it).
         """
         from ..models import RateBudget as Row
 
+        with self._lock:
+            self._left = 0
         until = self.clock() + seconds
         Row.objects.filter(key=self.key, tat__lt=until).update(tat=until)
 
