@@ -75,7 +75,7 @@ TARGETS = {
 
 
 NOTES = """Notes:
-- Each row is the latest full-size result of its measure (kept in var/bench-results.json); the
+- Each row is the latest full-size result of its measure (kept in docs/bench-results.json); the
   ratios within a row are always measured side by side in one run, rows may come from different
   runs on this machine.
 - Request efficiency: requests used ÷ (creates + updates + archives + ⌈changed pages pulled ÷ 100⌉ + 1)
@@ -819,7 +819,7 @@ def main():
     args = parser.parse_args()
     if args.docs:
         sys.path.insert(0, str(ROOT))
-        return write_docs(json.loads((ROOT / "var" / "bench-results.json").read_text()))
+        return write_docs(json.loads((ROOT / "docs" / "bench-results.json").read_text()))
     only = args.only.split(",")
     if unknown := set(only) - set(MEASURES):
         parser.error(f"unknown measure(s): {', '.join(sorted(unknown))}; choose from {', '.join(MEASURES)}")
@@ -853,9 +853,10 @@ def main():
     print(table(results))
     if args.smoke:
         return 0
-    # Each full-size result is kept (var/bench-results.json, per backend and measure); the
-    # docs are rewritten from the latest result of every measure once each has one.
-    saved_path = ROOT / "var" / "bench-results.json"
+    # Each full-size result is kept (docs/bench-results.json, in git: a later run of some
+    # measures, on another checkout, keeps the others); the docs are rewritten from the
+    # latest result of every measure once each has one.
+    saved_path = ROOT / "docs" / "bench-results.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     for result in results:
         entry = saved.setdefault(result["backend"], {"backend": result["backend"], "measures": []})
