@@ -93,7 +93,7 @@ def test_concurrent_callers_never_get_the_same_slot(single_statement, block):
 
 
 def claims(captured):
-    return [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    return [q for q in captured.captured_queries if q["sql"].startswith(("UPDATE", "WITH"))]
 
 
 @WAYS
@@ -121,13 +121,18 @@ def test_another_process_gets_its_slots_after_a_block(single_statement):
 
 @WAYS
 @pytest.mark.django_db
-def test_slots_claimed_long_ago_are_dropped_not_sent_in_a_burst(single_statement):
+def test_slots_a_slow_caller_missed_are_skipped_not_sent_in_a_burst(single_statement):
+    """A slot is used at most one interval late: sent later, it would crowd the slots the
+    next block gave another process."""
     clock = Clock()
     blocky = budget(single_statement, clock, block=10)
-    blocky.reserve()
-    clock.now += 5  # nine slots left, all seconds old
+    assert blocky.reserve() == 0.0  # slot 1000.0
+    clock.now += 0.35  # slots 1000.1 and 1000.2 missed; 1000.3 is within one interval
+    assert blocky.reserve() == 0.0
+    assert blocky.reserve() == pytest.approx(0.05)  # slot 1000.4, not at once
+    clock.now += 5  # every slot left is seconds old: a new block at 1005.35
     assert [blocky.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
-    assert Row.objects.get(key="notion:test").tat == pytest.approx(1006.0)  # a new block at 1005
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1006.35)
 
 
 @WAYS
@@ -148,3 +153,21 @@ def test_a_block_is_a_seconds_worth_of_slots_within_bounds():
 def test_rate_must_be_positive():
     with pytest.raises(ValueError, match="rate must be positive"):
         RateBudget("notion:test", 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_on_postgresql_does_not_wait_for_the_disk_nor_change_the_callers_transaction():
+    nondurable = "set_config('synchronous_commit', 'off', true)"
+    clock = Clock()
+    with CaptureQueriesContext(connection) as captured:
+        budget(True, clock).reserve()
+    assert (nondurable in claims(captured)[-1]["sql"]) == (connection.vendor == "postgresql")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"  # only that statement's own commit
+    from django.db import transaction
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        budget(True, clock, key="notion:other").reserve()
+    assert claims(inside) and all(nondurable not in q["sql"] for q in inside.captured_queries)

@@ -9,15 +9,17 @@ is in flight.
 
 Slots are claimed a block at a time: one statement takes as many consecutive slots as
 the rate gives in a second (at most ``MAX_BLOCK``), and this process hands them out one
-per request. On PostgreSQL each claim is a commit, and a commit per request cost more
-CPU than the request itself (issue 15). The cost of the block:
+per request. Other processes on the same budget get their slots after the block. A
+slot is used at most one interval after its time (a process slower than the rate skips
+the slots it missed and, once its block is spent, claims again), so no window ever holds
+more than one request beyond what per-request claims allowed. The slots of a block left
+when a process stops (at most a second's worth) are not given back; after a 429
+(``hold_off``) they are dropped.
 
-- other processes on the same budget get their slots after the block, not between its
-  slots (the total stays within the rate);
-- a slot may be used late, but never more than ``STALE_AFTER`` seconds after its time:
-  older slots are dropped unused, so idle time is never banked into a burst;
-- slots left when a process stops are not given back (at most a second's worth);
-- after a 429 (``hold_off``) the slots left are dropped.
+On PostgreSQL a claim's commit does not wait for the disk (``synchronous_commit`` off
+for that one statement, outside any transaction of the caller): a budget row rolled back
+a fraction of a second by a database crash costs nothing, and the wait for the write-ahead
+log cost more CPU than the HTTP request itself (issue 15: 350 µs vs 190 µs per claim).
 """
 
 import contextlib
@@ -28,12 +30,11 @@ from django.db import IntegrityError, connections, router, transaction
 
 
 MAX_BLOCK = 20  # slots claimed by one statement, at most
-STALE_AFTER = 1.0  # seconds after its time a claimed slot is dropped unused
 
 
 def block_for(rate: float) -> int:
     """Slots one claim takes: a second's worth at ``rate``, between 1 and ``MAX_BLOCK``."""
-    return max(1, min(MAX_BLOCK, int(rate * STALE_AFTER)))
+    return max(1, min(MAX_BLOCK, int(rate)))
 
 
 class RateBudget:
@@ -67,8 +68,9 @@ class RateBudget:
         interval = 1.0 / self.rate
         with self._lock:
             now = self.clock()
-            if self._left and self._next < now - STALE_AFTER:
-                self._left = 0  # claimed too long ago: sending on it now would be a burst
+            while self._left and self._next < now - interval:
+                # Missed: sent now, it would crowd the slots of the next block.
+                self._next, self._left = self._next + interval, self._left - 1
             if not self._left:
                 self._next, self._left = self._claim(self.block, interval, now), self.block
             slot = self._next
@@ -94,6 +96,12 @@ class RateBudget:
             f"UPDATE {table} SET {tat} = CASE WHEN {tat} > %s THEN {tat} ELSE %s END + %s "
             f"WHERE {key} = %s RETURNING {tat}"
         )
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # The statement is its own transaction: its commit need not wait for the disk.
+            take_slots = (
+                "WITH nondurable AS (SELECT set_config('synchronous_commit', 'off', true)) "
+                + take_slots.replace(" WHERE ", " FROM nondurable WHERE ", 1)
+            )
         for _ in range(1000):
             if one_statement:
                 with connection.cursor() as cursor:
