@@ -730,6 +730,7 @@ def test_a_sync_state_filter_counts_a_few_pages_ahead_not_every_row(crm_client, 
     with CaptureQueriesContext(connection) as captured:
         first = crm_client.get(url).content.decode()
     assert "30+ deals" in paginator_text(first)
+    assert "30+ results (" in re.sub(r"\s+", " ", first)  # beside the search box
     counts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(*) FROM (SELECT")]
     assert len(counts) == 1 and "LIMIT 31" in counts[0], counts
     assert "ORDER BY" not in counts[0]
