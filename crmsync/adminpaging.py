@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 PAGES_AHEAD = 5
+MAX_BOUNDED_PAGE = 1_000_000  # beyond it, LIMIT page × per page could overflow a 64-bit integer
 
 
 class AtLeast(int):
@@ -54,4 +55,6 @@ def count_bound(request, per_page: int) -> int | None:
         page = max(1, int(request.GET.get(PAGE_VAR, 1)))
     except ValueError:
         page = 1  # the changelist itself answers a bad page number
+    if page > MAX_BOUNDED_PAGE:
+        return None  # counted exactly: the changelist answers a page past the end (no LIMIT overflow)
     return per_page * (page + PAGES_AHEAD)

@@ -228,8 +228,12 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
         self.server_time: dt.datetime | None = None  # Notion's clock, from the last Date header
         self._clock_offset: dt.timedelta | None = None  # Notion's clock minus ours
         rate = self.options["requests_per_second"]
-        self.budget = RateBudget(f"notion:{alias}", rate, self.options["burst"]) if rate else None
-        # Never the token itself: a digest names the workspace hold all its connections share.
+        # Notion budgets requests per integration (its token), not per crmsync connection:
+        # connections sharing a token (and server) share one budget. Never the token
+        # itself: a digest names it, as it names the workspace hold below.
+        integration = f"{self.options['base_url'].rstrip('/')}\n{self.options['token']}"
+        budget_key = "notion:" + hashlib.sha256(integration.encode()).hexdigest()[:24]
+        self.budget = RateBudget(budget_key, rate, self.options["burst"]) if rate else None
         token_key = hashlib.sha256(str(self.options["token"]).encode()).hexdigest()[:24]
         self.hold = Hold([f"notion-hold:{alias}"[:100], f"notion-hold:token:{token_key}"])
 
