@@ -7,6 +7,7 @@ same tags are one value (DESIGN §3).
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 from .choices import Owner
@@ -30,13 +31,18 @@ class EntitySpec:
     two_way: bool = True  # activities are append-only outbound
 
     def field(self, name: str) -> FieldSpec:
-        for spec in self.fields:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"{self.name} has no synced field {name!r}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no synced field {name!r}") from None
 
-    @property
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in self.fields}
+
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
+        """The synced fields' names, in order (read per record per field: computed once)."""
         return tuple(spec.name for spec in self.fields)
 
     def get_model(self):
