@@ -115,3 +115,23 @@ def test_a_claim_on_postgresql_does_not_wait_for_the_disk_nor_change_the_callers
     with transaction.atomic(), CaptureQueriesContext(connection) as inside:
         assert budget(True, clock, key="notion:other").reserve() == 0.0
     assert all(nondurable not in q["sql"] for q in inside.captured_queries)
+
+
+@WAYS
+@pytest.mark.django_db
+def test_a_caller_that_wakes_long_after_its_slot_takes_a_fresh_one(single_statement):
+    """A process stopped while it waited sent on its old slot, then on its next: two
+    requests milliseconds apart, rate + 2 in one second (adversarial pass 4)."""
+    clock = Clock()
+    pauses = [0.9]  # the first sleep overruns by 0.9 s (SIGSTOP, a starved core)
+
+    def sleep(seconds):
+        clock.now += seconds + (pauses.pop() if pauses else 0.0)
+
+    other = budget(single_statement, clock, rate=4)
+    paused = RateBudget("notion:test", 4, sleep=sleep, clock=clock)
+    paused.single_statement = single_statement
+    other.reserve()  # slot 1000.0: the paused caller's is 1000.25
+    assert paused.acquire() == pytest.approx(0.25 + 0.0)  # woke at 1001.15: slot 1001.15 taken fresh
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1001.4)
+    assert paused.acquire() == pytest.approx(0.25)  # the next one interval later, not at once

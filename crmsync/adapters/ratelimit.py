@@ -82,11 +82,21 @@ class RateBudget:
         raise RuntimeError(f"could not reserve a request slot for {self.key!r}")
 
     def acquire(self) -> float:
-        """Wait for the next slot; returns the seconds waited."""
-        wait = self.reserve()
-        if wait:
-            self.sleep(wait)
-        return wait
+        """Wait for the next slot; returns the seconds waited.
+
+        A caller that wakes more than one interval after its slot (a paused or starved
+        process) takes a fresh slot instead: sent on the old one, it would crowd the
+        slots other processes took meanwhile."""
+        waited = 0.0
+        for _ in range(10):
+            wait = self.reserve()
+            due = self.clock() + wait
+            if wait:
+                self.sleep(wait)
+                waited += wait
+            if self.clock() - due <= 1.0 / self.rate:
+                break
+        return waited
 
     def hold_off(self, seconds: float) -> None:
         """After a 429: no other process sends on this budget for ``seconds``.
