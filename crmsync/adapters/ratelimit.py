@@ -24,6 +24,9 @@ import time
 from django.db import IntegrityError, connections, router, transaction
 
 
+LATE_AFTER = 0.005  # seconds past its slot a woken caller still sends on it, at least
+
+
 class RateBudget:
     def __init__(self, key: str, rate: float, burst: int = 1, *, sleep=time.sleep, clock=time.time):
         if rate <= 0:
@@ -86,7 +89,9 @@ class RateBudget:
 
         A caller that wakes more than one interval after its slot (a paused or starved
         process) takes a fresh slot instead: sent on the old one, it would crowd the
-        slots other processes took meanwhile."""
+        slots other processes took meanwhile. (Never less than ``LATE_AFTER``: at very high
+        rates an ordinary sleep overshoots an interval.)"""
+        late = max(1.0 / self.rate, LATE_AFTER)
         waited = 0.0
         for _ in range(10):
             wait = self.reserve()
@@ -94,7 +99,7 @@ class RateBudget:
             if wait:
                 self.sleep(wait)
                 waited += wait
-            if self.clock() - due <= 1.0 / self.rate:
+            if self.clock() - due <= late:
                 break
         return waited
 
