@@ -15,7 +15,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import rules
-from .adminpaging import BoundedCountPaginator, count_bound
 from .adminforms import (
     ActivityInlineForm,
     ResolveForm,
@@ -25,6 +24,7 @@ from .adminforms import (
     format_tags,
     value_input,
 )
+from .adminpaging import BoundedCountPaginator, count_bound
 from .choices import ConflictStatus, Owner
 from .conf import app_settings
 from .entities import ENTITIES

@@ -7,8 +7,8 @@ same tags are one value (DESIGN §3).
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from functools import cached_property
 
 from .choices import Owner
 

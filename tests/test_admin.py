@@ -731,14 +731,16 @@ def test_a_sync_state_filter_counts_a_few_pages_ahead_not_every_row(crm_client, 
         first = crm_client.get(url).content.decode()
     assert "30+ deals" in paginator_text(first)
     assert "30+ results (" in re.sub(r"\s+", " ", first)  # beside the search box
-    counts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(*) FROM (SELECT")]
+    counts = [
+        q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT COUNT(*) FROM (SELECT")
+    ]
     assert len(counts) == 1 and "LIMIT 31" in counts[0], counts
     assert "ORDER BY" not in counts[0]
 
     expected = sorted(
-        Opportunity.objects.exclude(
-            pk__in=OutboxEntry.objects.values("local_id")
-        ).exclude(pk__in=Conflict.objects.filter(status="open").values("object_id")).values_list("name", flat=True)
+        Opportunity.objects.exclude(pk__in=OutboxEntry.objects.values("local_id"))
+        .exclude(pk__in=Conflict.objects.filter(status="open").values("object_id"))
+        .values_list("name", flat=True)
     )
     assert len(expected) == 80
     seen = []

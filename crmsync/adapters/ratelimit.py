@@ -23,7 +23,6 @@ import time
 
 from django.db import IntegrityError, connections, router, transaction
 
-
 LATE_AFTER = 0.005  # seconds past its slot a woken caller still sends on it, at least
 
 

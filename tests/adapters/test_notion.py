@@ -291,7 +291,8 @@ def test_rate_budget_is_shared_by_adapters_of_one_connection_and_of_one_token(no
     """Notion budgets an integration's requests (its token), not each crmsync connection:
     two connections on one token at 20 req/s each sent 40 a second, and got 429s."""
     first, second = (
-        NotionAdapter(alias=alias, **notion_options(notion_emulator, requests_per_second=20)) for alias in aliases
+        NotionAdapter(alias=alias, **notion_options(notion_emulator, requests_per_second=20))
+        for alias in aliases
     )
     page = notion_emulator.human_create(notion_emulator.ids["deal_source"], {"Name": "X"})
     started = time.monotonic()
