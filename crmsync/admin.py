@@ -24,7 +24,7 @@ from .adminforms import (
     format_tags,
     value_input,
 )
-from .adminpaging import BoundedCountPaginator, count_bound
+from .adminpaging import BoundedCountPaginator, bounded_counts, count_bound, shown
 from .choices import ConflictStatus, Owner
 from .conf import app_settings
 from .entities import ENTITIES
@@ -560,6 +560,8 @@ class OutboxEntryAdmin(ReadOnlyAdmin):
 # Quarantined records listed on a connection's health page (each with its Retry or
 # Dismiss button); the page's counts include them all.
 HEALTH_ROWS = 25
+# The health page's counts are exact up to this many, else shown as "1000+".
+HEALTH_COUNT_BOUND = 1000
 
 
 @admin.register(SyncConnection)
@@ -646,9 +648,9 @@ class ConnectionAdmin(admin.ModelAdmin):
         # first (the admin site only checked is_staff).
         if not self.has_view_permission(request):
             raise PermissionDenied
-        connection = self.get_queryset(request).filter(alias=object_id).first()
-        if connection is None:
+        if object_id not in app_settings.CONNECTIONS:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        connection, _ = SyncConnection.objects.get_or_create(alias=object_id)  # one SELECT once made
         recent_runs = list(SyncRun.objects.filter(connection=connection.alias)[:10])
         last_success = next((run for run in recent_runs if run.status in ("success", "partial")), None)
         if last_success is None and len(recent_runs) == 10:  # older than the ten shown
@@ -660,11 +662,15 @@ class ConnectionAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": f"Connection {connection.alias}",
             "connection": connection,
+            "counts": {
+                name: shown(count)
+                for name, count in bounded_counts(connection.alias, HEALTH_COUNT_BOUND).items()
+            },
             "adapter_name": self.adapter(connection),
             "last_success": last_success,
             "recent_runs": recent_runs,
-            # The counts above are whole; the lists show the first HEALTH_ROWS, so the page
-            # costs the same with 10 or 10,000 quarantined records.
+            # The lists show the first HEALTH_ROWS and the counts stop at HEALTH_COUNT_BOUND,
+            # so the page costs the same with 10 or 10,000 quarantined records.
             "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
                 :HEALTH_ROWS
             ],

@@ -1,4 +1,5 @@
-"""A changelist count that stops early, for the admin's "sync state" filter (issue 15).
+"""Counts that stop early, for admin pages that must cost the same at any size (issue 15):
+the changelist's count under the "sync state" filter, and a connection's health counts.
 
 A sync state is three EXISTS probes per row (link, outbox entry, open conflict): an exact
 COUNT of "linked" deals joins every link and took 100-170 ms at 100,000 deals, where the
@@ -13,7 +14,9 @@ from typing import cast
 from django.conf import settings
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import QuerySet
+from django.utils import formats
 from django.utils.functional import cached_property
 
 PAGES_AHEAD = 5
@@ -25,6 +28,12 @@ class AtLeast(int):
 
     def __str__(self) -> str:
         return f"{int(self)}+"
+
+
+def shown(count: int) -> int | str:
+    """``count`` for a template: an ``AtLeast`` as "N+" with N localized (a template
+    would format it as a plain number and drop the "+")."""
+    return f"{formats.localize(int(count))}+" if isinstance(count, AtLeast) else count
 
 
 class BoundedCountPaginator(Paginator):
@@ -58,3 +67,28 @@ def count_bound(request, per_page: int) -> int | None:
     if page > MAX_BOUNDED_PAGE:
         return None  # counted exactly: the changelist answers a page past the end (no LIMIT overflow)
     return per_page * (page + PAGES_AHEAD)
+
+
+def bounded_counts(alias: str, bound: int) -> dict[str, int]:
+    """A connection's health counts (``models.counted_rows``) in one statement, each read
+    up to ``bound + 1`` rows: exact up to ``bound``, else ``AtLeast(bound)``.
+
+    At 100,000 deals exact counts read 5,000 open conflicts from their index (1 ms of the
+    health page's 15 ms on PostgreSQL); the conflicts list, one click away, counts them."""
+    from .models import SyncConnection, counted_rows
+
+    using = SyncConnection.objects.db
+    selects, params, names = [], [], []
+    for name, querysets in counted_rows().items():
+        for queryset in querysets:
+            limited = queryset.using(using).filter(connection=alias).order_by().values("pk")[: bound + 1]
+            sql, each = limited.query.get_compiler(using=using).as_sql()
+            selects.append(f"(SELECT COUNT(*) FROM ({sql}) counted)")
+            params.extend(each)
+            names.append(name)
+    totals = dict.fromkeys(names, 0)
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        for name, counted in zip(names, cursor.fetchone(), strict=True):
+            totals[name] += counted
+    return {name: AtLeast(bound) if total > bound else total for name, total in totals.items()}

@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crmsync.models import Activity, Conflict, Contact, Opportunity, OutboxEntry, SyncLink
+from crmsync.adminpaging import AtLeast, shown
+from crmsync.models import Activity, Conflict, Contact, Opportunity, OutboxEntry, QuarantinedPage, SyncLink
 
 pytestmark = pytest.mark.django_db
 
@@ -672,6 +673,42 @@ def test_connection_health_query_count_is_the_same_at_any_size_and_writes_nothin
         assert crm_client.get(url).status_code == 200
     assert len(many) == len(few)
     assert not [q for q in many.captured_queries if q["sql"].startswith(("INSERT", "UPDATE", "BEGIN"))]
+
+
+def health_counts(page: str) -> dict[str, str]:
+    cells = re.findall(
+        r"<tr><th>(Open conflicts|Pending push|Quarantined records)</th><td>(.*?)</td></tr>", page
+    )
+    return {label: re.sub(r"<[^>]+>", "", value) for label, value in cells}
+
+
+def test_connection_health_counts_stop_at_a_bound(crm_client, monkeypatch):
+    """Exact up to the bound, "N+" past it: the page reads at most bound + 1 rows per
+    count (issue 15: 5,000 open conflicts at 100,000 deals were read on every view)."""
+    monkeypatch.setattr("crmsync.admin.HEALTH_COUNT_BOUND", 3)
+    url = reverse("admin:crmsync_syncconnection_change", args=["crm"])
+    deals = Opportunity.objects.bulk_create([Opportunity(name=f"D{i}") for i in range(5)])
+    for deal in deals[:3]:
+        conflict_row(deal)
+    conflict_row(deals[3], status="resolved")
+    OutboxEntry.objects.bulk_create(
+        [
+            OutboxEntry(connection="crm", entity="deal", local_id=d.pk, quarantined=n < 2)
+            for n, d in enumerate(deals)
+        ]
+    )
+    QuarantinedPage.objects.create(connection="crm", entity="deal", remote_id="r-bad", error="unreadable")
+    counts = health_counts(crm_client.get(url).content.decode())
+    assert counts == {"Open conflicts": "3", "Pending push": "3", "Quarantined records": "3"}
+    conflict_row(deals[4])
+    QuarantinedPage.objects.create(connection="crm", entity="deal", remote_id="r-worse", error="unreadable")
+    counts = health_counts(crm_client.get(url).content.decode())
+    assert counts == {"Open conflicts": "3+", "Pending push": "3", "Quarantined records": "3+"}
+
+
+def test_a_bounded_count_keeps_its_plus_with_thousand_separators(settings):
+    settings.USE_THOUSAND_SEPARATOR = True
+    assert shown(AtLeast(1000)) == "1,000+" and shown(999) == 999
 
 
 def test_conflicts_list_is_open_first(crm_client):
