@@ -749,6 +749,19 @@ def test_a_records_links_on_every_connection_are_read_through_an_index():
     assert "crmsync_link_entity_local" in plan, plan
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite does not match a parametrized expression"
+)
+def test_the_open_first_conflicts_list_reads_its_page_from_an_index():
+    """The conflicts list sorted every conflict for its first page (26 ms at 10,000 on
+    PostgreSQL); the expression index serves the open-first order instead."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # tiny tables: judge the index alone
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = Conflict.objects.select_related("resolved_by").open_first()[:100].explain()
+    assert "crmsync_conflict_open_first" in plan, plan
+
+
 def paginator_text(page: str) -> str:
     """The changelist's paginator as text (a <p> before Django 6, a <nav> since)."""
     found = re.search(r'class="paginator"[^>]*>(.*?)</(?:p|nav)>', page, re.S)
