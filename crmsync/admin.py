@@ -558,9 +558,9 @@ class OutboxEntryAdmin(ReadOnlyAdmin):
 
 
 # Quarantined records listed on a connection's health page (each with its Retry or
-# Dismiss button); the page's counts include them all.
+# Dismiss button); the page's counts include them all, exactly up to HEALTH_COUNT_BOUND
+# ("1000+" past it).
 HEALTH_ROWS = 25
-# The health page's counts are exact up to this many, else shown as "1000+".
 HEALTH_COUNT_BOUND = 1000
 
 
