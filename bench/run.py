@@ -35,7 +35,7 @@ FULL = {
     "pull": 10_000,
     "memory": (2_000, 20_000),
     "api_requests": 300,
-    "floor": 1000,
+    "cpu_pairs": (8, 1000),  # rounds, records per round
     "cap": (250, 100),  # pages sharing one created minute, the emulator's query_result_cap
 }
 SMOKE = {
@@ -48,7 +48,7 @@ SMOKE = {
     "pull": 200,
     "memory": (100, 1000),
     "api_requests": 10,
-    "floor": 20,
+    "cpu_pairs": (2, 10),
     "cap": (25, 10),
 }
 # Each measure's target, and whether one backend's results meet it (marked ✓ or ✗ in the table).
@@ -86,9 +86,11 @@ NOTES = """Notes:
   statement more in the cycle that crosses it).
 - CPU per pushed / pulled record: this process's CPU time over a 10,000-record push (a pull of
   10,000 new pages, each written back once), with the rate budget on as users run it (its shared
-  row updated per request, at a rate no run waits for). The floors are bare notion-client calls
-  measured in the same run: `pages.create` per pushed record; a query of 100 pages plus one
-  `pages.update` per pulled record. "SQL per record" counts every statement the engine sent.
+  row updated per request, at a rate no run waits for). The floor ratios are medians of 8
+  interleaved pairs: the engine pushing 1,000 new deals (pulling 1,000 new pages) into the 10,000,
+  then bare notion-client calls for as many records against an emulator of their own:
+  `pages.create` per pushed record; a query of 100 pages plus one `pages.update` per pulled
+  record. "SQL per record" counts every statement the engine sent in the 10,000-record run.
   CPU time on a shared machine varies up to 2x between runs; compare the two in one cell.
 - Memory: the peak resident memory of each `crmsync_sync` process itself (`VmHWM`, read by the
   process before it exits: bench/peak.py); `ru_maxrss` from `wait4` would carry the bench's own
@@ -418,6 +420,34 @@ def client_pull_floor(emulator, count) -> float:
     return elapsed * 1000 / max(1, seen)
 
 
+def cpu_pairs(emulator, what: str, rounds: int, per: int) -> tuple[float, float, float]:
+    """(median per-pair ratio, median engine ms, median floor ms) per pushed or pulled
+    record: ``rounds`` times, the engine's CPU for ``per`` new records (deals to push, or
+    pages to pull), then the bare SDK floor for as many, interleaved, so a noisy spell
+    of a shared machine lands on both sides of a pair. The floor talks to an emulator of
+    its own: its pages must not reach the synced data source."""
+    floor_emulator = Emulator()
+    try:
+        floor_emulator.create_pages(per)
+        ratios, engine, floor = [], [], []
+        for _ in range(rounds):
+            if what == "push":
+                make_deals(per)
+            else:
+                emulator.create_pages(per)
+            cpu = time.process_time()
+            sync_until_done()
+            engine.append((time.process_time() - cpu) * 1000 / per)
+            emulator.advance(300)
+            sync_until_done()  # re-reads the echoes of this round's writes once, uncounted
+            measure = client_floor if what == "push" else client_pull_floor
+            floor.append(measure(floor_emulator, per))
+            ratios.append(engine[-1] / floor[-1])
+    finally:
+        floor_emulator.stop()
+    return statistics.median(ratios), statistics.median(engine), statistics.median(floor)
+
+
 class StatementCounter:
     """Counts SQL statements sent on the default connection (a wrapper, not the debug
     cursor: it stores nothing, so it barely moves the CPU time it sits in)."""
@@ -467,11 +497,16 @@ def measure_scaling(sizes):
                     sync_until_done()
                 results["cpu_ms_per_pulled"] = (time.process_time() - cpu) * 1000 / sizes["pull"]
                 results["sql_per_pulled"] = statements.count / sizes["pull"]
-                results["client_ms_per_create"] = client_floor(emulator, sizes["floor"])
-                results["client_ms_per_pulled"] = client_pull_floor(emulator, sizes["floor"])
+                emulator.advance(300)
+                sync_until_done()  # the echoes of the sync ids written back
+                for what in ("push", "pull"):
+                    results[f"{what}_pairs"] = cpu_pairs(emulator, what, *sizes["cpu_pairs"])
         finally:
             emulator.stop()
     (t_small, cpu_small, q_small), (t_big, cpu_big, q_big) = results[f"idle_{small}"], results[f"idle_{big}"]
+    push_ratio, push_ms, push_floor = results["push_pairs"]
+    pull_ratio, pull_ms, pull_floor = results["pull_pairs"]
+    rounds, per = sizes["cpu_pairs"]
     (latency, queries_big), (_, queries_small) = results[f"api_{big}"], results[f"api_{small}"]
     return {
         "idle_query_ratio": q_big / q_small,
@@ -479,13 +514,13 @@ def measure_scaling(sizes):
         "idle_time_ratio": t_big / t_small,
         "idle_ms": f"{t_small * 1000:.1f} / {t_big * 1000:.1f}; engine CPU {cpu_small * 1000:.1f} / {cpu_big * 1000:.1f}",
         "cpu_ms_per_pushed": results["cpu_ms_per_pushed"],
-        "client_ms_per_create": results["client_ms_per_create"],
+        "client_ms_per_create": push_floor,
         "cpu_ms_per_pulled": results["cpu_ms_per_pulled"],
-        "push_cpu_floor_ratio": results["cpu_ms_per_pushed"] / results["client_ms_per_create"],
-        "pull_cpu_floor_ratio": results["cpu_ms_per_pulled"] / results["client_ms_per_pulled"],
-        "push_cpu": f"{results['cpu_ms_per_pushed']:.2f} vs floor {results['client_ms_per_create']:.2f} ms; "
+        "push_cpu_floor_ratio": push_ratio,
+        "pull_cpu_floor_ratio": pull_ratio,
+        "push_cpu": f"median of {rounds} pairs of {per}: {push_ms:.2f} vs floor {push_floor:.2f} ms; "
         f"SQL per record {results['sql_per_pushed']:.2f}",
-        "pull_cpu": f"{results['cpu_ms_per_pulled']:.2f} vs floor {results['client_ms_per_pulled']:.2f} ms; "
+        "pull_cpu": f"median of {rounds} pairs of {per}: {pull_ms:.2f} vs floor {pull_floor:.2f} ms; "
         f"SQL per record {results['sql_per_pulled']:.2f}",
         "api_p50_ratio": latency["crmsync"][0] / latency["plain"][0],
         "api_p95_ratio": latency["crmsync"][1] / latency["plain"][1],
