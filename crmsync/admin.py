@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, Exists, OuterRef, Q, Value
@@ -13,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from . import rules
 from .adminforms import (
@@ -564,6 +566,40 @@ HEALTH_ROWS = 25
 HEALTH_COUNT_BOUND = 1000
 
 
+def open_conflicts_url(alias: str) -> str:
+    """The conflicts list filtered to the open conflicts of ``alias`` (any characters)."""
+    query = urlencode({"status__exact": ConflictStatus.OPEN, "connection__exact": alias})
+    return f"{reverse('admin:crmsync_conflict_changelist')}?{query}"
+
+
+def health_runs(alias: str) -> dict:
+    """The health page's ten latest runs and its last successful one (however old)."""
+    recent_runs = list(SyncRun.objects.filter(connection=alias)[:10])
+    last_success = next((run for run in recent_runs if run.status in ("success", "partial")), None)
+    if last_success is None and len(recent_runs) == 10:  # older than the ten shown
+        last_success = SyncRun.objects.filter(connection=alias, status__in=["success", "partial"]).first()
+    return {"recent_runs": recent_runs, "last_success": last_success}
+
+
+def health_quarantine(alias: str) -> dict:
+    """The health page's counts and quarantine lists. The lists show the first HEALTH_ROWS
+    (one row more is read to tell whether they are cut) and the counts stop at
+    HEALTH_COUNT_BOUND: the page costs the same with 10 or 10,000 quarantined records."""
+    entries = list(OutboxEntry.objects.filter(connection=alias, quarantined=True)[: HEALTH_ROWS + 1])
+    pages = list(QuarantinedPage.objects.filter(connection=alias)[: HEALTH_ROWS + 1])
+    return {
+        "counts": {name: shown(count) for name, count in bounded_counts(alias, HEALTH_COUNT_BOUND).items()},
+        "quarantined_entries": entries[:HEALTH_ROWS],
+        "more_entries": len(entries) > HEALTH_ROWS,
+        "quarantined_pages": pages[:HEALTH_ROWS],
+        "more_pages": len(pages) > HEALTH_ROWS,
+        "health_rows": HEALTH_ROWS,
+        "all_quarantined_url": reverse("admin:crmsync_outboxentry_changelist")
+        + "?"
+        + urlencode({"connection__exact": alias, "quarantined__exact": 1}),
+    }
+
+
 @admin.register(SyncConnection)
 class ConnectionAdmin(admin.ModelAdmin):
     """Configured connections and their health; "Sync now" enqueues a django-q2 task.
@@ -609,11 +645,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="open conflicts", ordering="open_conflicts")
     def open_conflicts(self, obj):
-        url = (
-            reverse("admin:crmsync_conflict_changelist")
-            + f"?status__exact=open&connection__exact={obj.alias}"
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.open_conflicts)
+        return format_html('<a href="{}">{}</a>', open_conflicts_url(obj.alias), obj.open_conflicts)
 
     @admin.display(description="quarantined", ordering="quarantined")
     def quarantined(self, obj):
@@ -648,37 +680,21 @@ class ConnectionAdmin(admin.ModelAdmin):
         # first (the admin site only checked is_staff).
         if not self.has_view_permission(request):
             raise PermissionDenied
+        object_id = unquote(object_id)  # the changelist links to quote(alias): "crm_2" as "crm_5F2"
         if object_id not in app_settings.CONNECTIONS:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         connection, _ = SyncConnection.objects.get_or_create(alias=object_id)  # one SELECT once made
-        recent_runs = list(SyncRun.objects.filter(connection=connection.alias)[:10])
-        last_success = next((run for run in recent_runs if run.status in ("success", "partial")), None)
-        if last_success is None and len(recent_runs) == 10:  # older than the ten shown
-            last_success = SyncRun.objects.filter(
-                connection=connection.alias, status__in=["success", "partial"]
-            ).first()
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Connection {connection.alias}",
             "connection": connection,
-            "counts": {
-                name: shown(count)
-                for name, count in bounded_counts(connection.alias, HEALTH_COUNT_BOUND).items()
-            },
             "adapter_name": self.adapter(connection),
-            "last_success": last_success,
-            "recent_runs": recent_runs,
-            # The lists show the first HEALTH_ROWS and the counts stop at HEALTH_COUNT_BOUND,
-            # so the page costs the same with 10 or 10,000 quarantined records.
-            "quarantined_entries": OutboxEntry.objects.filter(connection=connection.alias, quarantined=True)[
-                :HEALTH_ROWS
-            ],
-            "quarantined_pages": QuarantinedPage.objects.filter(connection=connection.alias)[:HEALTH_ROWS],
-            "conflicts_url": reverse("admin:crmsync_conflict_changelist")
-            + f"?status__exact=open&connection__exact={connection.alias}",
+            "conflicts_url": open_conflicts_url(connection.alias),
             "can_sync": self.has_sync_permission(request),
             "original": connection,
+            **health_runs(connection.alias),
+            **health_quarantine(connection.alias),
             **remote_health(connection.alias),
         }
         return TemplateResponse(request, self.change_form_template, context)
@@ -692,7 +708,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
         task_id = async_task("crmsync.tasks.sync_connection", alias, task_name=f"crmsync sync {alias}")
         self.message_user(request, f"Sync of {alias} enqueued (task {task_id}).", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[quote(alias)]))
 
     def dismiss_view(self, request, alias, page):
         if request.method != "POST" or not self.has_sync_permission(request):
@@ -703,7 +719,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 "The remote record is no longer re-read; an edit in the CRM brings it back.",
                 messages.SUCCESS,
             )
-        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[quote(alias)]))
 
     def retry_view(self, request, alias, entry):
         if request.method != "POST" or not self.has_sync_permission(request):
@@ -713,4 +729,4 @@ class ConnectionAdmin(admin.ModelAdmin):
             self.message_user(
                 request, "The record leaves quarantine: the next sync tries it again.", messages.SUCCESS
             )
-        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[alias]))
+        return HttpResponseRedirect(reverse("admin:crmsync_syncconnection_change", args=[quote(alias)]))

@@ -471,6 +471,8 @@ class QuarantinedPage(models.Model):
                 fields=["connection", "entity", "remote_id"], name="crmsync_quarantined_page_unique"
             )
         ]
+        # A connection's most recent failures (its health page) without sorting them all.
+        indexes = [models.Index(fields=["connection", "-last_failed_at"], name="crmsync_qpage_conn_failed")]
 
     def __str__(self):
         return f"{self.connection}:{self.entity}:{self.remote_id}"
