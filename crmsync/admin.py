@@ -487,7 +487,10 @@ class FieldOwnershipAdmin(admin.ModelAdmin):
     list_per_page = 200
 
     def changelist_view(self, request, extra_context=None):
-        ensure_rows()
+        for alias, why in ensure_rows().items():
+            self.message_user(
+                request, f"Connection {alias!r} is not configured correctly: {why}", messages.ERROR
+            )
         return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request):

@@ -12,11 +12,15 @@ import threading
 
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 from .exceptions import ConfigurationError
 
 
+# The options hold the CRM's token: a DEBUG error page or an error report must not show
+# them among a frame's local variables.
+@sensitive_variables("configured", "config")
 def _connection_config(alias: str) -> dict:
     configured = app_settings.CONNECTIONS
     if alias not in configured:
@@ -50,6 +54,7 @@ def adapter_class(name: str):
         ) from err
 
 
+@sensitive_variables("config", "options")
 def build_adapter(alias: str):
     config = _connection_config(alias)
     cls = adapter_class(config["ADAPTER"])

@@ -11,7 +11,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crmsync.adminpaging import AtLeast, shown
-from crmsync.models import Activity, Conflict, Contact, Opportunity, OutboxEntry, QuarantinedPage, SyncLink
+from crmsync.models import (
+    Activity,
+    Conflict,
+    Contact,
+    FieldOwnership,
+    Opportunity,
+    OutboxEntry,
+    QuarantinedPage,
+    SyncLink,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -148,7 +157,7 @@ def test_non_staff_cannot_open_the_admin(client):
 # --- The sync in the admin -------------------------------------------------------------
 
 from crmsync.choices import ConflictStatus, Owner, Winner  # noqa: E402
-from crmsync.models import FieldOwnership, SyncRun  # noqa: E402
+from crmsync.models import SyncRun  # noqa: E402
 from crmsync.sync.engine import SyncEngine  # noqa: E402
 
 
@@ -281,6 +290,25 @@ def test_view_only_staff_see_but_cannot_resolve_or_edit_ownership(viewer_client,
         viewer_client.post(reverse("admin:crmsync_syncconnection_sync_now", args=["notion"])).status_code
         == 403
     )
+
+
+def test_a_misconfigured_connection_does_not_take_the_ownership_table_down(client, settings):
+    """One connection that cannot be built (checks skipped, as under gunicorn) answered
+    500 for the whole table; the others' fields are listed and the broken one is named."""
+    settings.CRMSYNC = {
+        "CONNECTIONS": {
+            "crm": {"ADAPTER": "local"},
+            "badid": {"ADAPTER": "notion", "OPTIONS": {"token": "secret_tok_9", "database_id": "not-an-id"}},
+        }
+    }
+    client.force_login(get_user_model().objects.create_superuser("staff4", "s4@example.com", "pw"))
+    page = client.get(reverse("admin:crmsync_fieldownership_changelist"))
+    text = html.unescape(page.content.decode())
+    assert page.status_code == 200
+    assert "Connection 'badid' is not configured correctly" in text and "not a Notion id" in text
+    assert FieldOwnership.objects.filter(connection="crm").exists()
+    assert not FieldOwnership.objects.filter(connection="badid").exists()
+    assert "secret_tok_9" not in text
 
 
 def test_field_ownership_table_edit_and_restore_defaults(staff_client, notion_settings):

@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from django.views.debug import ExceptionReporter
 
 from crmsync.adapters.local import LocalAdapter
 from crmsync.adapters.notion import NotionAdapter
@@ -94,6 +95,27 @@ def test_the_token_never_shows_in_reprs_errors_or_logs(caplog):
         connections["crm"]
     assert "secret_tok_123" not in str(caught.value)
     assert "secret_tok_123" not in caplog.text
+
+
+@pytest.mark.parametrize("options", [{"database_id": "not-an-id"}, {"nope": 1}])
+def test_the_token_stays_off_error_reports(rf, options):
+    """A connection that cannot be built (checks skipped, as under gunicorn): the error
+    report (the HTML one Django can mail to ADMINS) showed its options, token included,
+    among the local variables of crmsync's frames. (Under DEBUG Django shows every
+    local, by design.)"""
+    with pytest.raises(ConfigurationError) as caught:
+        build_broken_connection(options)
+    page = ExceptionReporter(rf.get("/"), caught.type, caught.value, caught.tb).get_traceback_html()
+    # (The token by reference: the report quotes this test's source lines too.)
+    assert "build_adapter" in page and NOTION["OPTIONS"]["token"] not in page
+
+
+def build_broken_connection(options: dict) -> None:
+    # Neither this frame's variables nor the source lines the report quotes hold the token.
+    with override_settings(
+        CRMSYNC={"CONNECTIONS": {"crm": {"ADAPTER": "notion", "OPTIONS": {**NOTION["OPTIONS"], **options}}}}
+    ):
+        connections["crm"]
 
 
 def test_missing_notion_client_names_the_extra(monkeypatch):

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, NoReturn
 
+from django.views.decorators.debug import sensitive_variables
+
 from ..entities import ACTIVITY, CONTACT, DEAL, ENTITIES, normal_values
 from ..exceptions import ConfigurationError
 
@@ -176,6 +178,7 @@ class CRMAdapter:
     # floored modification times).
     LISTING_OVERLAP: dt.timedelta = dt.timedelta(0)
 
+    @sensitive_variables("options")
     def __init__(self, alias: str, **options):
         self.alias = alias
         problems = self.option_problems(alias, options)

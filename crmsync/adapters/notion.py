@@ -36,6 +36,7 @@ import random
 import time
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from tenacity import Retrying, retry_if_exception
 
 from ..entities import ENTITIES
@@ -184,6 +185,7 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
             return choice_options_problem(value)
         return None
 
+    @sensitive_variables("options")
     def __init__(self, alias, **options):
         if notion_client is None:
             raise ConfigurationError("NotionAdapter needs notion-client: pip install 'crmsync[notion]'.")

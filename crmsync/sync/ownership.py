@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from ..choices import Owner
 from ..conf import app_settings
 from ..entities import ENTITIES
+from ..exceptions import ConfigurationError
 
 
 def default_owners(entity: str) -> dict[str, Owner]:
@@ -74,22 +75,34 @@ def validate_ownership(connection: str, entity: str, field: str) -> None:
     """Raise ValidationError unless ``field`` of ``entity`` is synced by ``connection``."""
     if connection not in app_settings.CONNECTIONS:
         raise ValidationError({"connection": f"No connection {connection!r} in CRMSYNC['CONNECTIONS']."})
-    fields = synced_fields(connection)
+    try:
+        fields = synced_fields(connection)
+    except ConfigurationError as err:
+        raise ValidationError({"connection": str(err)}) from err
     if entity not in fields:
         raise ValidationError({"entity": f"Connection {connection!r} does not sync {entity} records."})
     if field not in fields[entity]:
         raise ValidationError({"field": f"{entity}.{field} is not a field connection {connection!r} syncs."})
 
 
-def ensure_rows() -> None:
+def ensure_rows() -> dict[str, str]:
     """One FieldOwnership row per synced field of every configured connection (so the
-    admin can show and edit them all in one table); existing rows are kept."""
+    admin can show and edit them all in one table); existing rows are kept. Returns
+    {alias: why} for connections that cannot be built (the system check names them):
+    the others still get their rows."""
     from ..models import FieldOwnership
 
-    rows = [
-        FieldOwnership(connection=alias, entity=entity, field=field, owner=default_owners(entity)[field])
-        for alias in app_settings.CONNECTIONS
-        for entity, fields in synced_fields(alias).items()
-        for field in fields
-    ]
+    rows, broken = [], {}
+    for alias in app_settings.CONNECTIONS:
+        try:
+            fields = synced_fields(alias)
+        except ConfigurationError as err:
+            broken[alias] = str(err)
+            continue
+        rows += [
+            FieldOwnership(connection=alias, entity=entity, field=field, owner=default_owners(entity)[field])
+            for entity, names in fields.items()
+            for field in names
+        ]
     FieldOwnership.objects.bulk_create(rows, ignore_conflicts=True)
+    return broken
