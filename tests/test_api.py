@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -564,6 +565,20 @@ def test_one_permission_rule_starts_a_sync_in_the_api_and_the_admin(settings, dj
     changer = django_user_model.objects.create_user("changer")
     changer.user_permissions.set(perms("change_syncconnection"))
     assert client_for(changer).post(url).status_code == 202
+
+
+def test_the_change_permission_reads_in_the_api_as_in_the_admin(settings, django_user_model, client):
+    """Django's admin lets a user with only ``change_*`` see the pages; the API answered
+    403 to the same user (README: the same permission for the same act)."""
+    settings.CRMSYNC = {"CONNECTIONS": {"crm": {"ADAPTER": "fake"}}}
+    changer = django_user_model.objects.create_user("changer", is_staff=True)
+    changer.user_permissions.set(perms("change_syncconnection", "change_opportunity"))
+    api = client_for(changer)
+    assert api.get("/api/v1/connections/").status_code == 200
+    assert api.get("/api/v1/opportunities/").status_code == 200
+    assert api.get("/api/v1/conflicts/").status_code == 403  # no permission on conflicts at all
+    client.force_login(changer)
+    assert client.get(reverse("admin:crmsync_syncconnection_change", args=["crm"])).status_code == 200
 
 
 def test_the_schema_says_what_the_api_answers(agent):

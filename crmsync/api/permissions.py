@@ -21,9 +21,22 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     def has_permission(self, request: Any, view: Any) -> bool:
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if required is None:
-            return super().has_permission(request, view)
+            return super().has_permission(request, view) or self._reads_by_change(request, view)
         user = request.user
         return bool(user and user.is_authenticated and user.has_perms(required))
+
+    def _reads_by_change(self, request: Any, view: Any) -> bool:
+        """A read allowed by ``change_*`` alone, as Django's admin allows it
+        (``ModelAdmin.has_view_permission``)."""
+        if request.method not in permissions.SAFE_METHODS or getattr(
+            view, "_ignore_model_permissions", False
+        ):
+            return False
+        user = request.user
+        opts = self._queryset(view).model._meta
+        return bool(
+            user and user.is_authenticated and user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        )
 
     def _queryset(self, view: Any) -> Any:
         # Only the model matters here: do not build the view's queryset a second time.
