@@ -66,7 +66,7 @@ def value_input(entity: str, field: str, initial: Any = None) -> str:
     """The HTML input for a value of one's own, typed by the field's kind, filled with
     ``initial`` (the local value) to start from."""
     kind = field_kind(entity, field)
-    attrs = {"name": "value", "aria-label": "value", "id": "resolve-value"}
+    attrs = {"aria-label": "value", "id": "resolve-value"}  # the name comes from render()
     if isinstance(initial, list):
         initial = ", ".join(str(item) for item in initial)
     if kind == "choice":

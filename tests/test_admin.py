@@ -521,11 +521,12 @@ def test_the_conflict_page_shows_values_and_a_typed_input(staff_client, notion_s
     tags = Conflict.objects.create(field="tags", local_value=["a"], remote_value=["a", "b"], **common)
     page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[value.pk])).content.decode()
     assert '<td class="value" id="side-base">20</td>' in page and "&quot;25&quot;" not in page
-    assert 'type="number"' in page and 'name="value"' in page
+    assert 'type="number"' in page and page.count('name="value"') == 1  # was written twice on one input
     assert "field-base_value" not in page and "field-local_value" not in page  # no repeat below
     assert "CRM sync</a>" in page and "Conflicts</a>" in page  # breadcrumbs
     page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[stage.pk])).content.decode()
     assert "Closed Won" in page and '<select name="value"' in page and '<option value="closed_won">' in page
+    assert page.count('name="value"') == 1
     page = staff_client.get(reverse("admin:crmsync_conflict_change", args=[tags.pk])).content.decode()
     assert "a, b" in page
     listing = staff_client.get(reverse("admin:crmsync_conflict_changelist")).content.decode()
