@@ -569,10 +569,14 @@ HEALTH_ROWS = 25
 HEALTH_COUNT_BOUND = 1000
 
 
+def changelist_url(model_name: str, **filters) -> str:
+    """A crmsync changelist with ``filters`` in its query string, encoded (an alias may
+    hold any character: "eu+us", "sales&eu")."""
+    return f"{reverse(f'admin:crmsync_{model_name}_changelist')}?{urlencode(filters)}"
+
+
 def open_conflicts_url(alias: str) -> str:
-    """The conflicts list filtered to the open conflicts of ``alias`` (any characters)."""
-    query = urlencode({"status__exact": ConflictStatus.OPEN, "connection__exact": alias})
-    return f"{reverse('admin:crmsync_conflict_changelist')}?{query}"
+    return changelist_url("conflict", status__exact=ConflictStatus.OPEN, connection__exact=alias)
 
 
 def health_runs(alias: str) -> dict:
@@ -597,9 +601,7 @@ def health_quarantine(alias: str) -> dict:
         "quarantined_pages": pages[:HEALTH_ROWS],
         "more_pages": len(pages) > HEALTH_ROWS,
         "health_rows": HEALTH_ROWS,
-        "all_quarantined_url": reverse("admin:crmsync_outboxentry_changelist")
-        + "?"
-        + urlencode({"connection__exact": alias, "quarantined__exact": 1}),
+        "all_quarantined_url": changelist_url("outboxentry", connection__exact=alias, quarantined__exact=1),
     }
 
 

@@ -1,6 +1,8 @@
 """The pipeline (deals, contacts, activities) and the state the sync keeps."""
 
 import datetime as dt
+import functools
+import operator
 import uuid
 from decimal import Decimal
 
@@ -332,10 +334,7 @@ class SyncConnectionQuerySet(models.QuerySet):
             self.bulk_create([SyncConnection(alias=alias) for alias in missing], ignore_conflicts=True)
         return self.filter(alias__in=aliases).annotate(
             **{
-                name: sum(
-                    (_count_per_connection(each) for each in querysets[1:]),
-                    _count_per_connection(querysets[0]),
-                )
+                name: functools.reduce(operator.add, map(_count_per_connection, querysets))
                 for name, querysets in counted_rows().items()
             }
         )

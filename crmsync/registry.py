@@ -18,8 +18,8 @@ from .conf import app_settings
 from .exceptions import ConfigurationError
 
 
-# The options hold the CRM's token: a DEBUG error page or an error report must not show
-# them among a frame's local variables.
+# The options hold the CRM's token: error reports (with DEBUG off) must not show them
+# among a frame's local variables. (With DEBUG on, Django shows every local by design.)
 @sensitive_variables("configured", "config")
 def _connection_config(alias: str) -> dict:
     configured = app_settings.CONNECTIONS

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -309,6 +310,9 @@ def test_a_misconfigured_connection_does_not_take_the_ownership_table_down(clien
     assert FieldOwnership.objects.filter(connection="crm").exists()
     assert not FieldOwnership.objects.filter(connection="badid").exists()
     assert "secret_tok_9" not in text
+    # A row kept from before the connection broke is refused with the reason, not a 500.
+    with pytest.raises(ValidationError, match="not a Notion id"):
+        FieldOwnership(connection="badid", entity="deal", field="stage", owner="human").full_clean()
 
 
 def test_field_ownership_table_edit_and_restore_defaults(staff_client, notion_settings):
