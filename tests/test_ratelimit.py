@@ -68,13 +68,14 @@ def test_hold_off_after_a_429_delays_every_caller(single_statement):
 
 
 @WAYS
+@pytest.mark.parametrize("rate", [10, 100], ids=["a-slot-per-claim", "ten-slots-per-claim"])
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_callers_never_get_the_same_slot(single_statement):
+def test_concurrent_callers_never_get_the_same_slot(single_statement, rate):
     clock, waits, errors = Clock(), [], []
 
     def caller():
         try:
-            mine = budget(single_statement, clock, rate=100)
+            mine = budget(single_statement, clock, rate=rate)
             waits.extend(mine.reserve() for _ in range(25))
         except Exception as err:  # reported below, with the thread's error
             errors.append(err)
@@ -87,7 +88,46 @@ def test_concurrent_callers_never_get_the_same_slot(single_statement):
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(round(wait, 6) for wait in waits) == [round(i / 100, 6) for i in range(100)]
+    slots = sorted(round(wait * rate) for wait in waits)
+    assert all(wait == pytest.approx(slot / rate) for wait, slot in zip(sorted(waits), slots, strict=True))
+    if rate == 10:
+        assert slots == list(range(100))  # one claim per request: no slot unsent
+    else:
+        assert len(set(slots)) == 100 and slots[-1] < 120  # each caller left at most 5 unsent
+
+
+@WAYS
+@pytest.mark.django_db
+def test_a_claim_covers_the_next_tenth_of_a_second_in_one_statement(single_statement):
+    """Above 20 requests per second one claim per request cost more CPU than the
+    request (issue 15); below, each request claims its own slot."""
+    from django.test.utils import CaptureQueriesContext
+
+    clock = Clock()
+    fast, slow = budget(single_statement, clock, rate=1000), budget(single_statement, clock, key="notion:slow")
+    fast.reserve(), slow.reserve()
+    with CaptureQueriesContext(connection) as captured:
+        waits = [fast.reserve() for _ in range(99)]
+    assert waits == pytest.approx([i / 1000 for i in range(1, 100)])
+    assert len(captured) == 0
+    with CaptureQueriesContext(connection) as captured:
+        assert fast.reserve() == pytest.approx(0.1)  # the next claim
+        assert slow.reserve() == pytest.approx(0.1)
+    assert len([q for q in captured.captured_queries if "UPDATE" in q["sql"]]) == 2
+    assert Row.objects.get(key="notion:test").tat == pytest.approx(1000.2)
+
+
+@WAYS
+@pytest.mark.django_db
+def test_claimed_slots_are_dropped_after_a_429_and_when_missed(single_statement):
+    clock = Clock()
+    first, other = budget(single_statement, clock, rate=100), budget(single_statement, clock, rate=100)
+    assert first.reserve() == 0.0  # claims 1000.00 to 1000.09
+    first.hold_off(5)
+    assert first.reserve() == pytest.approx(5.0)  # not 1000.01: Notion asked to wait
+    clock.now = 1010.0  # 1005.01 to 1005.09 were missed (a paused process)
+    assert other.reserve() == 0.0  # claims 1010.00 to 1010.09
+    assert first.reserve() == pytest.approx(0.1)  # fresh: never sent late onto the others'
 
 
 def test_rate_must_be_positive():
