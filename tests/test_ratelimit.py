@@ -104,7 +104,10 @@ def test_a_claim_covers_the_next_tenth_of_a_second_in_one_statement(single_state
     from django.test.utils import CaptureQueriesContext
 
     clock = Clock()
-    fast, slow = budget(single_statement, clock, rate=1000), budget(single_statement, clock, key="notion:slow")
+    fast, slow = (
+        budget(single_statement, clock, rate=1000),
+        budget(single_statement, clock, key="notion:slow"),
+    )
     fast.reserve(), slow.reserve()
     with CaptureQueriesContext(connection) as captured:
         waits = [fast.reserve() for _ in range(99)]
