@@ -312,6 +312,11 @@ class CRMAdapter:
         returns the record as stored."""
         return self._unimplemented("update")
 
+    def write_sync_id(self, entity: str, remote_id: str, sync_id: str) -> None:
+        """Set only the record's sync id (a record just pulled gets its local twin's id).
+        An adapter may skip reading the answer back: nothing but the id changed."""
+        self.update(entity, remote_id, {}, sync_id=sync_id)
+
     def get(self, entity: str, remote_id: str) -> RemoteRecord:
         """The record, archived/trashed ones included; RemoteNotFound when absent."""
         return self._unimplemented("get")

@@ -7,6 +7,7 @@ characters per email or phone number, 2,000 per URL, no commas in option names.
 """
 
 import datetime as dt
+import functools
 import re
 import zoneinfo
 from typing import Any
@@ -95,7 +96,8 @@ def parse_notion_id(value: str) -> str:
     return f"{candidate[:8]}-{candidate[8:12]}-{candidate[12:16]}-{candidate[16:20]}-{candidate[20:]}"
 
 
-def allowed_types(kind: str, ptype: str) -> set[str]:
+@functools.cache
+def allowed_types(kind: str, ptype: str) -> frozenset[str]:
     """The property types a field of ``kind`` mapped to a ``ptype`` property reads and writes
     as it should; any other type is schema drift (the field is blocked)."""
     allowed = {ptype}
@@ -103,7 +105,7 @@ def allowed_types(kind: str, ptype: str) -> set[str]:
         allowed |= {"select", "status"}
     if ptype in TEXT_TYPES:
         allowed |= set(TEXT_TYPES)
-    return allowed
+    return frozenset(allowed)
 
 
 def properties_by_id(properties: dict) -> dict[str, dict]:
@@ -154,6 +156,8 @@ def utf16_len(text: str) -> int:
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Cut text into pieces of at most ``limit`` UTF-16 code units, never inside a character."""
+    if len(text) <= limit // 2 or utf16_len(text) <= limit:
+        return [text] if text else []  # one piece: nearly every text, measured in C
     pieces: list[str] = []
     current: list[str] = []
     size = 0

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 
 from django.db import connection as default_connection
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -101,12 +101,28 @@ class Lease:
 
     def renew(self) -> None:
         """Extend the lease; raises LeaseLost when another holder took it."""
-        renewed = SyncConnection.objects.filter(alias=self.alias, lease_owner=self.owner).update(
-            lease_expires_at=self._expiry()
-        )
-        if renewed != 1 or self.lost:
+        if self._extend() != 1 or self.lost:
             self.lost = True
             raise LeaseLost(f"The lease on {self.alias!r} was taken over; stopping without committing.")
+
+    def _extend(self) -> int:
+        """Move the expiry on if this holder still has the lease; returns the rows changed
+        (1, or 0 when it was taken over). One UPDATE written out: run before every commit
+        of a run, the ORM's building of it cost more CPU than the write (issue 15:
+        0.5 ms against 0.12 on SQLite, 1.2 against 0.47 on PostgreSQL)."""
+        connection = connections[router.db_for_write(SyncConnection)]
+        meta, quote = SyncConnection._meta, connection.ops.quote_name
+        expires = meta.get_field("lease_expires_at")
+        sql = (
+            f"UPDATE {quote(meta.db_table)} SET {quote(expires.column)} = %s "
+            f"WHERE {quote(meta.get_field('alias').column)} = %s "
+            f"AND {quote(meta.get_field('lease_owner').column)} = %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql, [expires.get_db_prep_save(self._expiry(), connection), self.alias, self.owner]
+            )
+            return cursor.rowcount
 
     def release(self) -> None:
         self.stop_heartbeat()
@@ -143,15 +159,10 @@ class Lease:
             self._heartbeat = None
 
     def _beat(self) -> None:
-        from django.db import connections
-
         interval = max(0.5, app_settings.LEASE_SECONDS / 3)
         try:
             while not self._stop.wait(interval):
-                renewed = SyncConnection.objects.filter(alias=self.alias, lease_owner=self.owner).update(
-                    lease_expires_at=self._expiry()
-                )
-                if renewed != 1:
+                if self._extend() != 1:
                     self.lost = True
                     return
         except Exception:  # a database hiccup: the next commit's renewal decides

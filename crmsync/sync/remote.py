@@ -11,12 +11,17 @@ from .context import RunContext
 
 def send_update(ctx: RunContext, entity: str, link: SyncLink, changes: dict, *, sync_id=None) -> None:
     """One request with every changed field (and the sync id when given)."""
+    if not changes and not sync_id:
+        return
     faults.point("push:before-update")
+    if not changes:
+        # Only the sync id: the base is unchanged.
+        ctx.adapter.write_sync_id(entity, link.remote_id, str(sync_id))
+        faults.point("push:after-update")
+        return
     kwargs = {"sync_id": str(sync_id)} if sync_id else {}
     record = ctx.adapter.update(entity, link.remote_id, changes, **kwargs)
     faults.point("push:after-update")
-    if not changes:
-        return  # only the sync id was written: the base is unchanged
     ctx.stats["updated_remote"] += 1
     with ctx.atomic():
         link.base = {**link.base, **changes}
