@@ -52,25 +52,30 @@ class CreateBatch:
 
 def mark_sent(values: dict, now) -> None:
     """Set ``create_sent_at`` and ``create_values`` ({entry pk: values}) of outbox
-    entries: one UPDATE statement sent for all rows (``executemany``). Django's
-    ``bulk_update`` builds a CASE expression per row and value, which cost more CPU
-    than the create request itself."""
+    entries in one statement: an UPDATE from a list of (pk, values) rows. Django's
+    ``bulk_update`` builds a CASE expression per row and value, which cost more CPU than
+    the create request itself; an ``executemany`` of one UPDATE per row cost 0.1 ms of
+    CPU per row on PostgreSQL (issue 15)."""
     connection = connections[router.db_for_write(OutboxEntry)]
-    meta = OutboxEntry._meta
+    meta, quote = OutboxEntry._meta, connection.ops.quote_name
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column))
     sent, sent_values = meta.get_field("create_sent_at"), meta.get_field("create_values")
-    quote = connection.ops.quote_name
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote(str(sent.column))} = %s, "
-        f"{quote(str(sent_values.column))} = %s "
-        f"WHERE {quote(str(meta.pk.column))} = %s"
+        f"WITH marked (pk, sent_values) AS (VALUES {', '.join(['(%s, %s)'] * len(values))}) "
+        f"UPDATE {table} SET {quote(str(sent.column))} = %s, {quote(str(sent_values.column))} = "
+        f"(SELECT marked.sent_values FROM marked WHERE marked.pk = {table}.{pk}) "
+        f"WHERE {pk} IN (SELECT marked.pk FROM marked)"
     )
-    at = sent.get_db_prep_save(now, connection)
-    rows = [
-        (at, sent_values.get_db_prep_save(each, connection), meta.pk.get_db_prep_save(pk, connection))
-        for pk, each in values.items()
+    params = [
+        prepared
+        for key, each in values.items()
+        for prepared in (
+            meta.pk.get_db_prep_save(key, connection),
+            sent_values.get_db_prep_save(each, connection),
+        )
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.execute(sql, [*params, sent.get_db_prep_save(now, connection)])
 
 
 def push(ctx: RunContext, entity: str) -> None:
