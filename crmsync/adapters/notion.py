@@ -490,16 +490,22 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
         return {spec.name: spec.decimal_places for spec in ENTITIES[entity].fields}
 
     def page_to_record(self, entity: str, page: dict) -> RemoteRecord:
-        fields, blocked = self.resolved(entity)
-        if self._maybe_refresh(entity, page, fields, blocked):
-            fields, blocked = self.resolved(entity)
         properties = page.get("properties") or {}
-        wanted = {pid for _, _, pid in fields.values()}
-        for name, value in properties.items():
-            if isinstance(value, dict) and value.get("id") in wanted and props.page_is_truncated(value):
-                properties[name] = self._read_full_property(page["id"], value)
-        mapping = {field: spec for field, spec in fields.items() if field != "id"}
         by_id = props.properties_by_id(properties)
+        fields, blocked = self.resolved(entity)
+        if self._maybe_refresh(entity, properties, by_id, fields, blocked):
+            fields, blocked = self.resolved(entity)
+        wanted = {pid for _, _, pid in fields.values()}
+        truncated = [
+            name
+            for name, value in properties.items()
+            if isinstance(value, dict) and value.get("id") in wanted and props.page_is_truncated(value)
+        ]
+        for name in truncated:
+            properties[name] = self._read_full_property(page["id"], properties[name])
+        if truncated:
+            by_id = props.properties_by_id(properties)
+        mapping = {field: spec for field, spec in fields.items() if field != "id"}
         values = props.page_to_values(
             page, mapping, self._kinds(entity), self.choice_options(entity), self._places(entity), by_id
         )

@@ -376,17 +376,16 @@ def from_property(
     return normal_form(kind, value, decimal_places)
 
 
+LISTED_TYPES = frozenset((*TEXT_TYPES, "people"))  # lists a page object cuts
+
+
 def page_is_truncated(prop_value: dict) -> bool:
     """Whether a page object cut this property's list (read it from the property endpoint)."""
     ptype = prop_value.get("type")
     if ptype == "relation":
         return bool(prop_value.get("has_more"))
     items = prop_value.get(ptype)
-    return (
-        ptype in (*TEXT_TYPES, "people")
-        and isinstance(items, list)
-        and len(items) >= PAGE_OBJECT_REFERENCE_LIMIT
-    )
+    return ptype in LISTED_TYPES and isinstance(items, list) and len(items) >= PAGE_OBJECT_REFERENCE_LIMIT
 
 
 def page_to_values(

@@ -204,14 +204,11 @@ class NotionSchema(_AdapterPart):
                         )
         return notes
 
-    def _maybe_refresh(self, entity: str, page: dict, fields: dict, blocked: dict) -> bool:
-        """Read the schema again when a page shows it changed (a mapped property gone or
-        retyped, or a missing one back)."""
-        properties = [v for v in (page.get("properties") or {}).values() if isinstance(v, dict)]
-        types = {v.get("id"): v.get("type") for v in properties}
-        names = set(page.get("properties") or {})
-        drift = any(types.get(pid) != ptype for _, ptype, pid in fields.values()) or any(
-            self._configured_name(entity, field) in names for field in blocked
+    def _maybe_refresh(self, entity: str, properties: dict, by_id: dict, fields: dict, blocked: dict) -> bool:
+        """Read the schema again when a page's ``properties`` (``by_id``: by property id)
+        show it changed (a mapped property gone or retyped, or a missing one back)."""
+        drift = any((by_id.get(pid) or {}).get("type") != ptype for _, ptype, pid in fields.values()) or any(
+            self._configured_name(entity, field) in properties for field in blocked
         )
         return drift and self._refresh_schema(entity)
 
