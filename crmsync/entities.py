@@ -46,9 +46,15 @@ class EntitySpec:
         return tuple(spec.name for spec in self.fields)
 
     def get_model(self):
-        from django.apps import apps
+        """The model class, looked up in the app registry once (read per field of every
+        record: the lookup cost more than the validation it served, issue 15)."""
+        model = self.__dict__.get("_model")
+        if model is None:
+            from django.apps import apps
 
-        return apps.get_model(self.model)
+            model = apps.get_model(self.model)
+            object.__setattr__(self, "_model", model)  # a frozen dataclass, cached like _by_name
+        return model
 
 
 DEAL = EntitySpec(

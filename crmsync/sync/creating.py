@@ -65,8 +65,9 @@ def insert_one_by_one(ctx: RunContext, entity: str, prepared: list, duplicate_of
 class PreparedLocal:
     """A new local record built from a remote one, not saved yet."""
 
-    def __init__(self, record, instance, base, unusable):
+    def __init__(self, record, instance, values, base, unusable):
         self.record, self.instance, self.base, self.unusable = record, instance, base, unusable
+        self.values = values  # local_values(instance)
         self.link = None
 
 
@@ -97,7 +98,7 @@ def prepare_local(ctx: RunContext, entity: str, record: RemoteRecord) -> Prepare
     base = {k: applied[k] for k in values if k in applied}
 
     invalid = {k: (plain[k], problem) for k, problem in problems.items()}
-    return PreparedLocal(record, instance, base, (unmapped, invalid))
+    return PreparedLocal(record, instance, applied, base, (unmapped, invalid))
 
 
 def insert_locals(ctx: RunContext, entity: str, prepared: list[PreparedLocal], duplicate_of) -> None:
@@ -122,9 +123,7 @@ def insert_locals(ctx: RunContext, entity: str, prepared: list[PreparedLocal], d
         for one, link in zip(prepared, links, strict=True):
             one.link = link
             unmapped, invalid = one.unusable
-            decisions = conflicts.unusable_decisions(
-                ctx.owners(entity), local_values(one.instance), unmapped, invalid
-            )
+            decisions = conflicts.unusable_decisions(ctx.owners(entity), one.values, unmapped, invalid)
             if duplicate_of is not None:
                 decisions.append(conflicts.duplicate_decision(duplicate_of.pk, one.record.sync_id))
             if decisions:
