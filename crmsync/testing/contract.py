@@ -107,6 +107,11 @@ class ContractTests(_TestsBase):
         self.assertEqual([r.remote_id for r in found], [created.remote_id])
         self.assertEqual(self.adapter.find_by_sync_id("deal", str(uuid.uuid4())), [])
 
+    def test_write_sync_id_changes_no_value(self):
+        created = self.adapter.create_opportunity(self.deal(), str(uuid.uuid4()))
+        self.assertIsNone(self.adapter.write_sync_id("deal", created.remote_id, str(uuid.uuid4())))
+        self.assertEqual(self.adapter.get_opportunity(created.remote_id).values, created.values)
+
     def test_get_missing_record_raises_remote_not_found(self):
         with self.assertRaises(RemoteNotFound):
             self.adapter.get_opportunity(str(uuid.uuid4()))
@@ -184,6 +189,7 @@ class ContractTests(_TestsBase):
             "iter_changes": (("deal", None), {"by": "created", "include_trashed": False}),
             "create": (("deal", {}, "sync-id"), {}),
             "update": (("deal", "remote-id", {}), {"sync_id": "sync-id"}),
+            "write_sync_id": (("deal", "remote-id", "sync-id"), {}),
             "get": (("deal", "remote-id"), {}),
             "find_by_sync_id": (("deal", "sync-id"), {}),
             "trash": (("deal", "remote-id"), {}),

@@ -152,6 +152,16 @@ def test_unknown_select_option_is_read_as_unmapped(adapter, notion_emulator):
     assert adapter.get_opportunity(page).values["stage"] == Unmapped("On Hold")
 
 
+def test_write_sync_id_writes_the_id_alone_in_one_request(adapter, notion_emulator):
+    created = adapter.create_opportunity(OpportunityData(name="Acme", stage="prospecting"), str(uuid.uuid4()))
+    notion_emulator.reset_counters()
+    sync_id = str(uuid.uuid4())
+    adapter.write_sync_id("deal", created.remote_id, sync_id)
+    assert notion_emulator.count("pages.update") == 1 and notion_emulator.count("pages.retrieve") == 0
+    fetched = adapter.get_opportunity(created.remote_id)
+    assert fetched.sync_id == sync_id and fetched.values == created.values
+
+
 def test_data_source_is_resolved_once_and_cached(adapter, notion_emulator):
     for _ in range(3):
         adapter.list_opportunities()
