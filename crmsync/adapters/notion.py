@@ -447,7 +447,9 @@ class NotionAdapter(NotionSchema, NotionListing, CRMAdapter):
             time.sleep(self._backoff(1, err))
         for retry in Retrying(
             retry=retry_if_exception(self._retryable),
-            wait=lambda state: self._backoff(state.attempt_number + 1, state.outcome.exception()),
+            wait=lambda state: self._backoff(
+                state.attempt_number + 1, state.outcome.exception() if state.outcome else None
+            ),
             stop=lambda state: state.attempt_number + 1 > self.options["max_retries"],
             reraise=True,
         ):

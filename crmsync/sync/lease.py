@@ -114,9 +114,9 @@ class Lease:
         meta, quote = SyncConnection._meta, connection.ops.quote_name
         expires = meta.get_field("lease_expires_at")
         sql = (
-            f"UPDATE {quote(meta.db_table)} SET {quote(expires.column)} = %s "
-            f"WHERE {quote(meta.get_field('alias').column)} = %s "
-            f"AND {quote(meta.get_field('lease_owner').column)} = %s"
+            f"UPDATE {quote(meta.db_table)} SET {quote(str(expires.column))} = %s "
+            f"WHERE {quote(str(meta.get_field('alias').column))} = %s "
+            f"AND {quote(str(meta.get_field('lease_owner').column))} = %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(
