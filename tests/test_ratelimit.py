@@ -178,3 +178,43 @@ def test_a_caller_that_wakes_long_after_its_slot_takes_a_fresh_one(single_statem
     assert paused.acquire() == pytest.approx(0.25 + 0.0)  # woke at 1001.15: slot 1001.15 taken fresh
     assert Row.objects.get(key="notion:test").tat == pytest.approx(1001.4)
     assert paused.acquire() == pytest.approx(0.25)  # the next one interval later, not at once
+
+
+@WAYS
+@pytest.mark.django_db
+def test_a_slot_claimed_before_another_process_got_a_429_waits_out_its_hold(single_statement):
+    """Adversarial pass (issue 15): a process asleep on its slot sent it 0.33 s into the
+    Retry-After another process had been given."""
+    clock, sleeps = Clock(), []
+    other = budget(single_statement, clock, rate=3)
+
+    def sleep(seconds):
+        if not sleeps:  # while the first slot waits, the other process gets a 429
+            other.hold_off(5)
+        sleeps.append(seconds)
+        clock.now += seconds
+
+    waiting = RateBudget("notion:test", 3, sleep=sleep, clock=clock)
+    waiting.single_statement = single_statement
+    other.reserve()  # slot 1000.0: the waiting process's is 1000.33
+    assert waiting.acquire() == pytest.approx(5.0)
+    assert clock.now == pytest.approx(1005.0)  # sent when the hold ended, not at 1000.33
+
+
+@WAYS
+@pytest.mark.django_db
+def test_slots_claimed_together_stop_within_50_ms_of_another_process_429(single_statement):
+    clock = Clock()
+
+    def sleep(seconds):
+        clock.now += seconds
+
+    other = budget(single_statement, clock, rate=100)
+    sender = RateBudget("notion:test", 100, sleep=sleep, clock=clock)
+    sender.single_statement = single_statement
+    assert sender.acquire() == 0.0  # claims 1000.00 to 1000.09
+    other.hold_off(5)  # at 1000.00
+    assert sender.acquire() == pytest.approx(0.01)  # the hold not read yet (within 50 ms)
+    clock.now = 1000.06
+    assert sender.acquire() == pytest.approx(4.94)  # read now: waits the hold out
+    assert clock.now == pytest.approx(1005.0)

@@ -20,7 +20,10 @@ sent at most an interval late; slots claimed together at most a window late (so 
 of T seconds carries more than ``rate × (T + 0.1)`` requests plus the burst); a slot
 missed by more (a paused process, or one slower than the rate) is dropped, never sent
 onto the slots after it. A 429 drops this process's claimed slots; slots claimed and
-never sent are lost, at most a window's worth per claim.
+never sent are lost, at most a window's worth per claim. A 429's hold is kept in a row of
+its own: a process reads it before it sends when its last claim or read is 50 ms old (a
+slot slept for, a claim's later slots), so no request leaves more than 50 ms into a
+Retry-After another process was given.
 """
 
 import collections
@@ -32,6 +35,7 @@ from django.db import IntegrityError, connections, router, transaction
 LATE_AFTER = 0.005  # seconds past its slot a woken caller still sends on it, at least
 CLAIM_WINDOW = 0.1  # seconds of slots one claim may cover
 CLAIM_MAX = 100  # slots one claim may cover
+HOLD_REFRESH = 0.05  # seconds a process sends on without reading the budget's hold again
 
 
 class RateBudget:
@@ -49,6 +53,10 @@ class RateBudget:
         self.late = max(1.0 / rate, LATE_AFTER) if self.chunk == 1 else CLAIM_WINDOW
         self._slots: collections.deque[float] = collections.deque()  # claimed, unsent: when due
         self._statements: dict = {}
+        # The hold a 429 set (hold_off), in a row of its own: read before sending when the
+        # last claim or read is HOLD_REFRESH old, it voids a slot claimed before the 429.
+        self.hold_key = f"{key}:hold"[:100]
+        self._read_at = float("-inf")  # when this process last claimed or read the hold
 
     def reserve(self) -> float:
         """Reserve the next slot; returns the seconds to wait before sending.
@@ -78,12 +86,14 @@ class RateBudget:
                     cursor.execute(take_slots, [now, now, count * interval, self.key])
                     row = cursor.fetchone()
                 if row is not None:
+                    self._read_at = now
                     return row[0] - count * interval - tolerance
             else:
                 stored = rows.filter(key=self.key).values_list("tat", flat=True).first()
                 if stored is not None:
                     tat = max(stored, now)
                     if rows.filter(key=self.key, tat=stored).update(tat=tat + count * interval):
+                        self._read_at = now
                         return tat - tolerance
                     now = self.clock()
                     continue  # another process took these slots: read again
@@ -142,20 +152,41 @@ class RateBudget:
             if wait:
                 self.sleep(wait)
                 waited += wait
+            held = self._held_until() - self.clock() if self.clock() - self._read_at >= HOLD_REFRESH else 0.0
+            if held > 0:
+                # A 429 (in this process or another) came while this slot waited: the slot
+                # is void; after the hold, slots are claimed afresh.
+                self._slots.clear()
+                self.sleep(held)
+                waited += held
+                continue
             if self.clock() - due <= self.late:
                 break
         return waited
 
-    def hold_off(self, seconds: float) -> None:
-        """After a 429: no other process sends on this budget for ``seconds``.
+    def _held_until(self) -> float:
+        """When the hold of the last 429 on this budget ends (0.0: none). A claim reads no
+        hold: the slots it takes start after any hold set before it."""
+        from ..models import RateBudget as Row
 
-        The caller sleeps ``seconds`` itself, so its own next slot is free by then.
+        self._read_at = self.clock()
+        return Row.objects.filter(key=self.hold_key).values_list("tat", flat=True).first() or 0.0
+
+    def hold_off(self, seconds: float) -> None:
+        """After a 429: no process sends on this budget for ``seconds``.
+
+        Slots claimed from now on start after the hold; a slot another process claimed
+        before it is void when that process reads the hold (before sending, at most
+        ``HOLD_REFRESH`` seconds after it was set). The caller sleeps ``seconds`` itself.
         """
         from ..models import RateBudget as Row
 
         self._slots.clear()
         until = self.clock() + seconds
         Row.objects.filter(key=self.key, tat__lt=until).update(tat=until)
+        if not Row.objects.filter(key=self.hold_key, tat__lt=until).update(tat=until):
+            with contextlib.suppress(IntegrityError), transaction.atomic(using=router.db_for_write(Row)):
+                Row.objects.get_or_create(key=self.hold_key, defaults={"tat": until})
 
 
 class Hold:
