@@ -21,9 +21,8 @@ of T seconds carries more than ``rate × (T + 0.1)`` requests plus the burst); a
 missed by more (a paused process, or one slower than the rate) is dropped, never sent
 onto the slots after it. A 429 drops this process's claimed slots; slots claimed and
 never sent are lost, at most a window's worth per claim. A 429's hold is kept in a row of
-its own: a process reads it before it sends when its last claim or read is 50 ms old (a
-slot slept for, a claim's later slots), so no request leaves more than 50 ms into a
-Retry-After another process was given.
+its own (a ``Hold``): a process reads it before it sends, at most every 50 ms, so no
+request leaves more than 50 ms into a Retry-After another process was given.
 """
 
 import collections
@@ -53,10 +52,9 @@ class RateBudget:
         self.late = max(1.0 / rate, LATE_AFTER) if self.chunk == 1 else CLAIM_WINDOW
         self._slots: collections.deque[float] = collections.deque()  # claimed, unsent: when due
         self._statements: dict = {}
-        # The hold a 429 set (hold_off), in a row of its own: read before sending when the
-        # last claim or read is HOLD_REFRESH old, it voids a slot claimed before the 429.
-        self.hold_key = f"{key}:hold"[:100]
-        self._read_at = float("-inf")  # when this process last claimed or read the hold
+        # The hold a 429 set (hold_off), in a row of its own: read before sending (at most
+        # every HOLD_REFRESH seconds), it voids a slot claimed before the 429.
+        self.hold = Hold([f"{key}:hold"[:100]], refresh=HOLD_REFRESH, clock=clock)
 
     def reserve(self) -> float:
         """Reserve the next slot; returns the seconds to wait before sending.
@@ -86,14 +84,12 @@ class RateBudget:
                     cursor.execute(take_slots, [now, now, count * interval, self.key])
                     row = cursor.fetchone()
                 if row is not None:
-                    self._read_at = now
                     return row[0] - count * interval - tolerance
             else:
                 stored = rows.filter(key=self.key).values_list("tat", flat=True).first()
                 if stored is not None:
                     tat = max(stored, now)
                     if rows.filter(key=self.key, tat=stored).update(tat=tat + count * interval):
-                        self._read_at = now
                         return tat - tolerance
                     now = self.clock()
                     continue  # another process took these slots: read again
@@ -152,7 +148,7 @@ class RateBudget:
             if wait:
                 self.sleep(wait)
                 waited += wait
-            held = self._held_until() - self.clock() if self.clock() - self._read_at >= HOLD_REFRESH else 0.0
+            held = self.hold.until() - self.clock()
             if held > 0:
                 # A 429 (in this process or another) came while this slot waited: the slot
                 # is void; after the hold, slots are claimed afresh.
@@ -163,14 +159,6 @@ class RateBudget:
             if self.clock() - due <= self.late:
                 break
         return waited
-
-    def _held_until(self) -> float:
-        """When the hold of the last 429 on this budget ends (0.0: none). A claim reads no
-        hold: the slots it takes start after any hold set before it."""
-        from ..models import RateBudget as Row
-
-        self._read_at = self.clock()
-        return Row.objects.filter(key=self.hold_key).values_list("tat", flat=True).first() or 0.0
 
     def hold_off(self, seconds: float) -> None:
         """After a 429: no process sends on this budget for ``seconds``.
@@ -184,9 +172,7 @@ class RateBudget:
         self._slots.clear()
         until = self.clock() + seconds
         Row.objects.filter(key=self.key, tat__lt=until).update(tat=until)
-        if not Row.objects.filter(key=self.hold_key, tat__lt=until).update(tat=until):
-            with contextlib.suppress(IntegrityError), transaction.atomic(using=router.db_for_write(Row)):
-                Row.objects.get_or_create(key=self.hold_key, defaults={"tat": until})
+        self.hold.hold(until)
 
 
 class Hold:
